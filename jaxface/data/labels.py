@@ -1,0 +1,58 @@
+"""UTKFace labels: parsing file names and grouping ages into bands.
+
+UTKFace stores the labels in the file name,
+``[age]_[gender]_[race]_[date&time].jpg.chip.jpg``. Real copies contain names
+with a missing race field, a missing dot or a stray space, so parsing is
+lenient: age and gender must match ``^(\\d+)_([01])_``; race is read only when
+a third field of one digit 0-4 follows, else it is unknown (-1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+_LABELS = re.compile(r"^(\d+)_([01])_")
+_RACE = re.compile(r"^\d+_[01]_([0-4])_")
+
+MAX_AGE = 116  # the oldest age in the UTKFace release
+UNKNOWN_RACE = -1
+GENDERS = ("male", "female")
+RACES = ("white", "black", "asian", "indian", "others")
+# Upper bounds (inclusive) of the age bands used for stratification and reports.
+AGE_BANDS = ((0, 12), (13, 19), (20, 39), (40, 59), (60, 79), (80, MAX_AGE))
+AGE_BAND_NAMES = tuple(f"{lo}-{hi}" if hi < MAX_AGE else f"{lo}+" for lo, hi in AGE_BANDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  age: int
+  gender: int  # 0 male, 1 female
+  race: int  # 0-4, or UNKNOWN_RACE
+
+
+class LabelError(ValueError):
+  """A file name that carries no UTKFace labels."""
+
+
+def parse_file_name(name: str) -> Labels:
+  """Labels of one UTKFace file name (a base name, not a path)."""
+  m = _LABELS.match(name)
+  if m is None:
+    raise LabelError(
+      f"{name!r}: file name does not start with '<age>_<gender 0|1>_' "
+      "as UTKFace names do ([age]_[gender]_[race]_[date&time].jpg.chip.jpg)"
+    )
+  age = int(m.group(1))
+  if age > MAX_AGE:
+    raise LabelError(f"{name!r}: age {age} is outside 0-{MAX_AGE}")
+  race = _RACE.match(name)
+  return Labels(age=age, gender=int(m.group(2)), race=int(race.group(1)) if race else UNKNOWN_RACE)
+
+
+def age_band(age: int) -> int:
+  """Index into AGE_BANDS of the band holding ``age``."""
+  for i, (_, hi) in enumerate(AGE_BANDS):
+    if age <= hi:
+      return i
+  raise ValueError(f"age {age} is outside 0-{MAX_AGE}")

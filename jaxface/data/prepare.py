@@ -1,0 +1,93 @@
+"""Preparing the utk_face TFDS dataset once, and opening its splits as data sources."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from jaxface.data import source as source_lib
+from jaxface.data.utk_face import Builder, make_config
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+  """TFDS data dir: ``path``, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+  return Path(path or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+
+
+def builder(
+  config: str = "subset5000",
+  image_size: int = 128,
+  tfds_dir: str | os.PathLike | None = None,
+  source: Path | None = None,
+) -> Builder:
+  cfg = make_config(config, image_size)
+  registered = {c.name for c in Builder.BUILDER_CONFIGS}
+  # TFDS takes registered configs by name only; other image sizes as a config object.
+  return Builder(
+    config=cfg.name if cfg.name in registered else cfg,
+    data_dir=str(data_dir(tfds_dir)),
+    source=source,
+    file_format="array_record",
+  )
+
+
+def _manual_source(b: Builder, data: str | os.PathLike | None) -> Path:
+  """The download to build from: ``data``, $JAXFACE_DATA, or TFDS's manual folder."""
+  if data is None and not os.environ.get(source_lib.ENV_VAR):
+    manual = Path(b.data_dir_root) / "downloads" / "manual"
+    try:
+      return source_lib.locate(
+        manual / source_lib.ARCHIVE_NAME
+        if (manual / source_lib.ARCHIVE_NAME).exists()
+        else manual / source_lib.FOLDER_NAME
+      )
+    except source_lib.DataNotFoundError:
+      raise source_lib.DataNotFoundError(
+        f"No UTKFace data given (--data or ${source_lib.ENV_VAR}) and none in {manual}.\n{source_lib.HOW_TO_GET}"
+      ) from None
+  return source_lib.locate(data)
+
+
+def prepare(
+  data: str | os.PathLike | None = None,
+  config: str = "subset5000",
+  image_size: int = 128,
+  tfds_dir: str | os.PathLike | None = None,
+  rebuild: bool = False,
+) -> Builder:
+  """Builds the dataset if it is not built yet (or ``rebuild``); returns its builder."""
+  b = builder(config, image_size, tfds_dir)
+  if rebuild or not b.is_prepared():
+    path = _manual_source(b, data)
+    logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
+    b = builder(config, image_size, tfds_dir, source=path)
+    mode = (
+      tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+      if rebuild
+      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+    )
+    b.download_and_prepare(
+      file_format="array_record",
+      download_config=tfds.download.DownloadConfig(download_mode=mode),
+    )
+    b = builder(config, image_size, tfds_dir)  # reload: info.metadata as written
+  return b
+
+
+def summary(b: Builder) -> dict:
+  """What the data command prints: splits, counts, duplicates and skips."""
+  meta = dict(b.info.metadata)
+  return {
+    "dataset": f"utk_face/{b.builder_config.name}:{b.version}",
+    "data_dir": str(b.data_dir),
+    "image_size": b.builder_config.image_size,
+    "source": meta.get("source"),
+    "files_read": meta.get("files_read"),
+    "usable_unique": meta.get("usable_unique"),
+    "splits": meta.get("splits"),
+    "duplicates": meta.get("duplicates"),
+    "skipped": {"count": len(meta.get("skipped", [])), "files": meta.get("skipped", [])},
+  }

@@ -1,0 +1,57 @@
+"""Where a number came from: command, git commit, machine, device, date, wall time."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+
+def git_commit() -> str:
+  """HEAD's commit, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git."""
+  here = Path(__file__).resolve().parent
+  try:
+    head = subprocess.run(
+      ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+    ).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+  return head + ("+dirty" if dirty else "")
+
+
+def devices() -> dict:
+  import jax
+
+  devs = jax.devices()
+  return {
+    "platform": devs[0].platform,
+    "kind": devs[0].device_kind,
+    "count": len(devs),
+    "processes": jax.process_count(),
+  }
+
+
+def record(wall_s: float | None = None, argv: list[str] | None = None) -> dict:
+  """Provenance of a result, to store beside it."""
+  argv = sys.argv if argv is None else argv
+  return {
+    "command": " ".join(shlex.quote(a) for a in ["python", *argv])
+    if argv and argv[0].endswith(".py")
+    else " ".join(map(shlex.quote, argv)),
+    "git_commit": git_commit(),
+    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    "machine": {
+      "host_cpu": platform.processor() or platform.machine(),
+      "cpu_count": os.cpu_count(),
+      "python": platform.python_version(),
+    },
+    "device": devices(),
+    "wall_s": None if wall_s is None else round(wall_s, 2),
+  }

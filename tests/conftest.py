@@ -1,0 +1,42 @@
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fake_utkface  # noqa: E402
+
+REAL_DATA = os.environ.get("JAXFACE_DATA")
+
+
+@pytest.fixture(scope="session")
+def fake_archive(tmp_path_factory):
+  d = tmp_path_factory.mktemp("fake_download")
+  path = d / "UTKFace.tar.gz"
+  expect = fake_utkface.write_archive(path)
+  return path, expect
+
+
+@pytest.fixture(scope="session")
+def fake_full(tmp_path_factory, fake_archive):
+  """The ``full`` config built from the fake archive."""
+  from jaxface.data import prepare
+
+  tfds_dir = tmp_path_factory.mktemp("tfds")
+  return prepare.prepare(fake_archive[0], "full", image_size=32, tfds_dir=tfds_dir), fake_archive[1]
+
+
+def real_data_or_skip() -> str:
+  if not REAL_DATA or not Path(REAL_DATA).exists():
+    msg = f"real UTKFace data not found: set JAXFACE_DATA to UTKFace.tar.gz (now {REAL_DATA!r})"
+    warnings.warn(msg, stacklevel=2)
+    pytest.skip(msg)
+  return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_data() -> str:
+  return real_data_or_skip()

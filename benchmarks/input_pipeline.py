@@ -45,7 +45,10 @@ def main() -> None:
   p.add_argument("--batch-size", type=int, default=64)
   p.add_argument("--threads", type=int, default=2)
   p.add_argument(
-    "--out", default=str(Path(__file__).parent / "results" / f"input_pipeline_{jax.default_backend()}-{os.cpu_count()}cores.json")
+    "--out",
+    default=str(
+      Path(__file__).parent / "results" / f"input_pipeline_{jax.default_backend()}-{os.cpu_count()}cores.json"
+    ),
   )
   args = p.parse_args()
   t0 = time.perf_counter()

@@ -40,3 +40,15 @@ def real_data_or_skip() -> str:
 @pytest.fixture(scope="session")
 def real_data() -> str:
   return real_data_or_skip()
+
+
+SHARED = Path(os.environ.get("JAXFACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+
+def shared_file_or_skip(rel: str) -> Path:
+  path = SHARED / rel
+  if not path.exists():
+    msg = f"{path} not found (set JAXFACE_SHARED to the folder holding fixtures/ and weights/)"
+    warnings.warn(msg, stacklevel=2)
+    pytest.skip(msg)
+  return path

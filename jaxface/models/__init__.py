@@ -1,0 +1,51 @@
+"""Model registry: ``get_model(arch, ...)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flax import nnx
+
+from jaxface.models.custom import CustomCNN
+from jaxface.models.heads import PretrainedNet
+from jaxface.models.mobilenet import MobileNetV2
+from jaxface.models.resnet import ResNet50
+
+__all__ = [
+  "ARCHS",
+  "BACKBONES",
+  "CustomCNN",
+  "MobileNetV2",
+  "PretrainedNet",
+  "ResNet50",
+  "get_model",
+  "imagenet_normalised",
+]
+
+ARCHS = ("custom", "resnet50", "mobilenet_v2")
+BACKBONES = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
+
+
+def imagenet_normalised(arch: str) -> bool:
+  """Whether the arch expects ImageNet mean/std normalised input (the torchvision backbones)."""
+  return arch in BACKBONES
+
+
+def get_model(
+  arch: str,
+  *,
+  image_size: int,
+  seed: int = 0,
+  dtype=None,
+  hidden: Sequence[int] = (128,),
+  dropout: float = 0.3,
+  widths: dict | None = None,
+) -> nnx.Module:
+  """A fresh model; ``widths`` (custom only) overrides trunk/branch/hidden widths."""
+  rngs = nnx.Rngs(params=seed)
+  if arch == "custom":
+    return CustomCNN(image_size=image_size, hidden=hidden, dropout=dropout, dtype=dtype, rngs=rngs, **(widths or {}))
+  if arch in BACKBONES:
+    backbone = BACKBONES[arch](dtype=dtype, rngs=rngs)
+    return PretrainedNet(backbone, backbone.num_features, hidden, dropout, dtype=dtype, rngs=rngs)
+  raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")

@@ -1,0 +1,87 @@
+"""The classic two-branch CNN: a shared conv trunk, then an age branch and a gender branch.
+
+trunk:  conv-ReLU, conv-ReLU (full resolution) -> max-pool -> BN -> conv-ReLU -> max-pool
+branch: [conv-ReLU -> max-pool -> BN] x 2 -> conv-ReLU -> flatten -> dense-ReLU-dropout -> 1 unit
+
+Default widths (trunk 32/32/48, branches 48/48/48, dense 128) at 128x128:
+0.55 GFLOPs forward per image (XLA cost analysis; the two full-resolution 3x3
+convs are 0.33 of it) and 0.94 M parameters. The test suite checks both figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+from flax import nnx
+
+from jaxface.models.heads import AGE_BIAS_INIT, Head
+
+
+def _conv(cin: int, cout: int, *, dtype, rngs: nnx.Rngs) -> nnx.Conv:
+  return nnx.Conv(cin, cout, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+
+
+def _bn(c: int, *, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  return nnx.BatchNorm(c, momentum=0.9, use_running_average=True, dtype=dtype, rngs=rngs)
+
+
+def _pool(x: jax.Array) -> jax.Array:
+  return nnx.max_pool(x, (2, 2), (2, 2))
+
+
+class Branch(nnx.Module):
+  def __init__(
+    self,
+    cin: int,
+    widths: Sequence[int],
+    image_size: int,
+    hidden: Sequence[int],
+    dropout: float,
+    out_bias: float,
+    *,
+    dtype,
+    rngs,
+  ):
+    a, b, c = widths
+    self.conv1, self.bn1 = _conv(cin, a, dtype=dtype, rngs=rngs), _bn(a, dtype=dtype, rngs=rngs)
+    self.conv2, self.bn2 = _conv(a, b, dtype=dtype, rngs=rngs), _bn(b, dtype=dtype, rngs=rngs)
+    self.conv3 = _conv(b, c, dtype=dtype, rngs=rngs)
+    side = image_size // 16  # trunk pools twice, the branch twice
+    self.head = Head(side * side * c, hidden, dropout, out_bias=out_bias, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
+    x = self.bn1(_pool(jax.nn.relu(self.conv1(x))))
+    x = self.bn2(_pool(jax.nn.relu(self.conv2(x))))
+    x = jax.nn.relu(self.conv3(x))
+    return self.head(x.reshape(x.shape[0], -1), rngs=rngs)
+
+
+class CustomCNN(nnx.Module):
+  """Images (B, S, S, 3) in [0, 1] -> {'age': (B,), 'gender_logit': (B,)}; S divisible by 16."""
+
+  def __init__(
+    self,
+    *,
+    image_size: int = 128,
+    trunk: Sequence[int] = (32, 32, 48),
+    branch: Sequence[int] = (48, 48, 48),
+    hidden: Sequence[int] = (128,),
+    dropout: float = 0.3,
+    dtype=None,
+    rngs: nnx.Rngs,
+  ):
+    if image_size % 16:
+      raise ValueError(f"custom CNN needs an image size divisible by 16, got {image_size}")
+    a, b, c = trunk
+    self.conv1, self.conv2 = _conv(3, a, dtype=dtype, rngs=rngs), _conv(a, b, dtype=dtype, rngs=rngs)
+    self.bn1 = _bn(b, dtype=dtype, rngs=rngs)
+    self.conv3 = _conv(b, c, dtype=dtype, rngs=rngs)
+    self.age = Branch(c, branch, image_size, hidden, dropout, AGE_BIAS_INIT, dtype=dtype, rngs=rngs)
+    self.gender = Branch(c, branch, image_size, hidden, dropout, 0.0, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x))))
+    x = self.bn1(_pool(x))
+    x = _pool(jax.nn.relu(self.conv3(x)))
+    return {"age": self.age(x, rngs=rngs), "gender_logit": self.gender(x, rngs=rngs)}

@@ -16,9 +16,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def rescale(images: jax.Array, imagenet_norm: bool = False) -> jax.Array:
   """uint8 pixels to float32 in [0, 1]; then ImageNet mean/std when ``imagenet_norm``."""
   x = images.astype(jnp.float32) / 255.0
-  if imagenet_norm:
-    x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-  return x
+  return normalize(x) if imagenet_norm else x
+
+
+def normalize(x: jax.Array) -> jax.Array:
+  """[0, 1] images to ImageNet mean/std units, as torchvision's pretrained models expect."""
+  return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+
+
+def preprocess(images: jax.Array, *, imagenet_norm: bool, rng: jax.Array | None = None) -> jax.Array:
+  """The model's input: rescaled, augmented when ``rng`` is given (training), then normalised."""
+  x = rescale(images)
+  if rng is not None:
+    x = augment(rng, x)
+  return normalize(x) if imagenet_norm else x
 
 
 def augment(

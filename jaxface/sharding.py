@@ -1,0 +1,46 @@
+"""One data mesh: parameters replicated, batches split along ``data``."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+
+def select_devices(which: str = "auto") -> list:
+  """Every device of one platform: the default one for 'auto', else 'cpu' | 'gpu' | 'tpu'."""
+  if which == "auto":
+    return jax.devices()
+  try:
+    return jax.devices(which)
+  except RuntimeError as e:
+    raise RuntimeError(f"--devices {which}: no {which} devices here ({e}); available: {jax.devices()}") from None
+
+
+def data_mesh(devices: list) -> Mesh:
+  return Mesh(np.asarray(devices), ("data",), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def check_batch_size(global_batch: int, mesh: Mesh) -> int:
+  """This host's share of the global batch; a clear error when it does not divide."""
+  n_dev, n_proc = mesh.devices.size, jax.process_count()
+  if global_batch % n_dev:
+    raise ValueError(f"batch size {global_batch} does not divide over {n_dev} devices; use a multiple of {n_dev}")
+  return global_batch // n_proc
+
+
+def global_batch(local: dict, sharding: NamedSharding) -> dict:
+  """Device arrays of the global batch from this host's numpy share (array fields only)."""
+  return {
+      k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+      for k, v in local.items()
+      if isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
+  }

@@ -1,0 +1,135 @@
+"""The trainer end to end on the tiny generated archive ("runlocal")."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxface import config as config_lib, losses, train
+
+TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
+
+
+def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
+  base = dict(data=str(archive), dataset="full", tfds_dir=str(tfds_dir), image_size=32, batch_size=8, epochs=2, widths=TINY, hidden=(16,), log_every=2)
+  return config_lib.make("custom", "classic", **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory, fake_archive):
+  d = tmp_path_factory.mktemp("tfds_train")
+  from jaxface.data import prepare
+
+  prepare.prepare(fake_archive[0], "full", 32, d)
+  return d
+
+
+def restored_params(workdir: Path, step: int):
+  with ocp.CheckpointManager(Path(workdir, "checkpoints").absolute()) as m:
+    r = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return r["state"]["params"]
+
+
+def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
+  cfg = tiny_cfg(fake_archive[0], tfds_dir)
+  last = train.train(cfg, tmp_path)
+  history = json.loads((tmp_path / "history.json").read_text())
+  assert [h["epoch"] for h in history] == [1, 2] and [h["step"] for h in history] == [6, 12]
+  for key in ("train_loss", "val_loss", "train_age_mae", "val_age_mae", "train_gender_acc", "val_gender_acc", "lr", "epoch_time_s", "images_per_s", "input_wait_frac"):
+    assert all(np.isfinite(h[key]) for h in history), key
+  assert last == history[-1]
+  assert config_lib.Config.load(tmp_path) == cfg
+  run = json.loads((tmp_path / "run.json").read_text())
+  assert run["device"]["platform"] == "cpu" and run["epochs_done"] == 2 and "git_commit" in run
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [6, 12]
+  # A rerun with the same workdir finds the run complete and trains nothing more.
+  train.train(cfg, tmp_path)
+  assert json.loads((tmp_path / "history.json").read_text()) == history
+
+
+def test_training_learns(tmp_path, fake_archive, tfds_dir):
+  """On the tiny set, 8 epochs must cut the training loss well below its first epoch."""
+  cfg = tiny_cfg(fake_archive[0], tfds_dir, epochs=8, lr=1e-2, augment=False, dropout=0.0)
+  train.train(cfg, tmp_path)
+  h = json.loads((tmp_path / "history.json").read_text())
+  assert h[-1]["train_loss"] < 0.7 * h[0]["train_loss"]
+
+
+def test_resume_equals_straight_run(tmp_path, fake_archive, tfds_dir):
+  straight = tiny_cfg(fake_archive[0], tfds_dir, epochs=4)
+  train.train(straight, tmp_path / "straight")
+  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path / "resumed")
+  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=4), tmp_path / "resumed")
+  a, b = restored_params(tmp_path / "straight", 24), restored_params(tmp_path / "resumed", 24)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
+  ha = json.loads((tmp_path / "straight" / "history.json").read_text())
+  hb = json.loads((tmp_path / "resumed" / "history.json").read_text())
+  assert [h["val_loss"] for h in ha] == pytest.approx([h["val_loss"] for h in hb], rel=1e-5)
+
+
+def test_keeps_last_two_and_best(tmp_path, fake_archive, tfds_dir):
+  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=5), tmp_path)
+  h = json.loads((tmp_path / "history.json").read_text())
+  best = min(h, key=lambda e: e["val_age_mae"])["step"]
+  kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert kept == sorted({24, 30, best})
+
+
+def test_other_config_in_workdir_is_refused(tmp_path, fake_archive, tfds_dir):
+  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  with pytest.raises(ValueError, match="another config.*lr"):
+    train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, lr=0.5), tmp_path)
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, fake_archive, tfds_dir, monkeypatch):
+  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  real = losses.joint
+  monkeypatch.setattr(losses, "joint", lambda *a, **k: (lambda l, s: (l * jnp.nan, s))(*real(*a, **k)))
+  with pytest.raises(train.NonFiniteLossError, match="not finite at step 6 .*last good checkpoint is step 6"):
+    train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+  assert len(json.loads((tmp_path / "history.json").read_text())) == 1
+  assert restored_params(tmp_path, 6) is not None
+
+
+def _run_devices(n: int, workdir: Path, archive, tfds_dir, batch: int = 8) -> subprocess.CompletedProcess:
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
+  args = ["--arch", "custom", "--data", str(archive), "--config", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
+          "--batch-size", str(batch), "--epochs", "1", "--workdir", str(workdir), "--devices", "cpu"]  # fmt: skip
+  code = f"import sys; from jaxface import train, config; config.PRESETS['tiny'] = {{'*': dict(widths={TINY!r}, hidden=(16,))}}; sys.exit(train.main(sys.argv[1:]))"
+  return subprocess.run([sys.executable, "-c", code, *args, "--preset", "tiny"], env=env, capture_output=True, text=True)
+
+
+def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir):
+  runs = {}
+  for n in (1, 4):
+    out = _run_devices(n, tmp_path / f"d{n}", fake_archive[0], tfds_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs[n] = json.loads((tmp_path / f"d{n}" / "run.json").read_text())
+  assert runs[4]["device"]["count"] == 4 and runs[1]["device"]["count"] == 1
+  a, b = runs[1]["final"], runs[4]["final"]
+  for key in ("train_loss", "val_loss", "val_age_mae", "val_gender_acc"):
+    assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
+
+def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):
+  out = _run_devices(4, tmp_path, fake_archive[0], tfds_dir, batch=6)
+  assert out.returncode == 1
+  assert "batch size 6 does not divide over 4 devices" in out.stderr
+
+
+def test_presets_fill_and_flags_win():
+  cpu = config_lib.make("custom", "cpu")
+  assert cpu.image_size == 64 and cpu.preset == "cpu" and cpu.widths["trunk"] == [16, 16, 32]
+  assert config_lib.make("custom", "cpu", image_size=96, epochs=None).image_size == 96
+  classic = config_lib.make("resnet50")
+  assert (classic.epochs, classic.batch_size, classic.image_size, classic.lr) == (50, 64, 128, 1e-3)
+  assert (classic.age_loss_weight, classic.gender_loss_weight) == (0.1, 1.0)
+  with pytest.raises(ValueError, match="unknown preset"):
+    config_lib.make("custom", "gpu")

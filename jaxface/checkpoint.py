@@ -16,13 +16,15 @@ BEST_METRIC = "val_age_mae"
 
 class Checkpointer:
   def __init__(self, directory: str | Path):
-    policy = cm.AnyPreservationPolicy([
+    policy = cm.AnyPreservationPolicy(
+      [
         cm.LatestN(KEEP_LAST),
         cm.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=True, n=1),  # reverse: lowest MAE is best
-    ])
+      ]
+    )
     self.mngr = ocp.CheckpointManager(
-        Path(directory).absolute(),
-        options=ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=True),
+      Path(directory).absolute(),
+      options=ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=True),
     )
 
   def latest_step(self) -> int | None:
@@ -33,15 +35,15 @@ class Checkpointer:
 
   def save(self, step: int, state, data_state: dict, metrics: dict) -> None:
     self.mngr.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)),
-        metrics=metrics,
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)),
+      metrics=metrics,
     )
 
   def restore(self, step: int, abstract_state) -> tuple:
     """(state, data_state); ``abstract_state`` carries the shapes and target shardings."""
     r = self.mngr.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
     )
     return r["state"], r["data"]
 

@@ -13,10 +13,10 @@ def per_example(out: dict, age: jax.Array, gender: jax.Array) -> dict[str, jax.A
   logit = out["gender_logit"]
   g = gender.astype(jnp.float32)
   return {
-      "se": err**2,
-      "ae": jnp.abs(err),
-      "bce": optax.sigmoid_binary_cross_entropy(logit, g),
-      "correct": ((logit > 0) == (g > 0.5)).astype(jnp.float32),
+    "se": err**2,
+    "ae": jnp.abs(err),
+    "bce": optax.sigmoid_binary_cross_entropy(logit, g),
+    "correct": ((logit > 0) == (g > 0.5)).astype(jnp.float32),
   }
 
 
@@ -35,11 +35,11 @@ def finalize(sums: dict) -> dict[str, float]:
   """Means from summed measurements: loss, age MAE/RMSE (years), MSE, BCE, gender accuracy."""
   n = max(float(sums["n"]), 1.0)
   return {
-      "loss": float(sums["loss"]) / n,
-      "age_mae": float(sums["ae"]) / n,
-      "age_rmse": (float(sums["se"]) / n) ** 0.5,
-      "age_mse": float(sums["se"]) / n,
-      "gender_bce": float(sums["bce"]) / n,
-      "gender_acc": float(sums["correct"]) / n,
-      "n": int(round(float(sums["n"]))),
+    "loss": float(sums["loss"]) / n,
+    "age_mae": float(sums["ae"]) / n,
+    "age_rmse": (float(sums["se"]) / n) ** 0.5,
+    "age_mse": float(sums["se"]) / n,
+    "gender_bce": float(sums["bce"]) / n,
+    "gender_acc": float(sums["correct"]) / n,
+    "n": int(round(float(sums["n"]))),
   }

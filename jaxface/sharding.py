@@ -40,7 +40,7 @@ def check_batch_size(global_batch: int, mesh: Mesh) -> int:
 def global_batch(local: dict, sharding: NamedSharding) -> dict:
   """Device arrays of the global batch from this host's numpy share (array fields only)."""
   return {
-      k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-      for k, v in local.items()
-      if isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+    for k, v in local.items()
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
   }

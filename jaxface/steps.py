@@ -33,7 +33,15 @@ class ModelDef:
 def init_model(cfg: Config):
   """(ModelDef, params, rest) of a fresh model, its backbone loaded from ``cfg.pretrained`` if set."""
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
-  model = get_model(cfg.arch, image_size=cfg.image_size, seed=cfg.seed, dtype=dtype, hidden=cfg.hidden, dropout=cfg.dropout, widths=cfg.widths)
+  model = get_model(
+    cfg.arch,
+    image_size=cfg.image_size,
+    seed=cfg.seed,
+    dtype=dtype,
+    hidden=cfg.hidden,
+    dropout=cfg.dropout,
+    widths=cfg.widths,
+  )
   if cfg.pretrained:
     if not hasattr(model, "backbone"):
       raise ValueError(f"--pretrained applies to the torchvision backbones, not to arch {cfg.arch!r}")
@@ -59,12 +67,12 @@ def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransform
 
 def init_state(params, rest, tx: optax.GradientTransformation, seed: int) -> dict:
   return {
-      "params": params,
-      "rest": rest,
-      "opt_state": tx.init(params),
-      "step": jnp.zeros((), jnp.int32),
-      "rng": jax.random.key_data(jax.random.key(seed)),
-      "first_bad_step": jnp.full((), -1, jnp.int32),  # first step whose loss was not finite
+    "params": params,
+    "rest": rest,
+    "opt_state": tx.init(params),
+    "step": jnp.zeros((), jnp.int32),
+    "rng": jax.random.key_data(jax.random.key(seed)),
+    "first_bad_step": jnp.full((), -1, jnp.int32),  # first step whose loss was not finite
   }
 
 
@@ -86,12 +94,12 @@ def make_train_step(mdef: ModelDef, tx: optax.GradientTransformation, cfg: Confi
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     bad = ~jnp.isfinite(loss)
     new = {
-        "params": optax.apply_updates(state["params"], updates),
-        "rest": rest,
-        "opt_state": opt_state,
-        "step": state["step"] + 1,
-        "rng": state["rng"],
-        "first_bad_step": jnp.where((state["first_bad_step"] < 0) & bad, state["step"], state["first_bad_step"]),
+      "params": optax.apply_updates(state["params"], updates),
+      "rest": rest,
+      "opt_state": opt_state,
+      "step": state["step"] + 1,
+      "rng": state["rng"],
+      "first_bad_step": jnp.where((state["first_bad_step"] < 0) & bad, state["step"], state["first_bad_step"]),
     }
     return new, sums
 

@@ -45,7 +45,9 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> None:
 def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding) -> dict:
   """Metrics over every example of ``source`` (padded last batch, masked)."""
   total = None
-  ds = pipeline.eval_dataset(source, batch_size=batch_size, shard_index=jax.process_index(), shard_count=jax.process_count())
+  ds = pipeline.eval_dataset(
+    source, batch_size=batch_size, shard_index=jax.process_index(), shard_count=jax.process_count()
+  )
   for batch in ds:
     sums = eval_step(state, sharding.global_batch(batch, batch_sharding))
     total = sums if total is None else jax.tree.map(np.add, total, sums)
@@ -69,7 +71,9 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   # --- input -------------------------------------------------------------
   builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
-  steps_per_epoch = pipeline.steps_per_epoch(len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size)
+  steps_per_epoch = pipeline.steps_per_epoch(
+    len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
+  )
   train_ds = pipeline.train_dataset(
       train_src, batch_size=local_batch, seed=cfg.seed, num_epochs=cfg.epochs,
       shard_index=jax.process_index(), shard_count=jax.process_count(),
@@ -82,7 +86,9 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   state = jax.device_put(steps.init_state(params, rest, tx, cfg.seed), repl)
 
   # --- steps -------------------------------------------------------------
-  train_step = jax.jit(steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,))
+  train_step = jax.jit(
+    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,)
+  )
   eval_step = jax.jit(steps.make_eval_step(mdef, cfg), in_shardings=(repl, batch_sh), out_shardings=repl)
 
   # --- checkpoint restore --------------------------------------------------
@@ -95,14 +101,22 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
     state, data_state = ckpt.restore(last, abstract)
     train_iter.set_state(data_state["train_iter"])
     start_epoch = data_state["epoch"]
-    history = [h for h in json.loads(history_path.read_text()) if h["epoch"] <= start_epoch] if history_path.exists() else []
+    history = (
+      [h for h in json.loads(history_path.read_text()) if h["epoch"] <= start_epoch] if history_path.exists() else []
+    )
     logging.info("Resumed from %s at epoch %d (step %d)", ckpt.mngr.directory, start_epoch, last)
 
   # --- loop --------------------------------------------------------------
   tty = sys.stderr.isatty()
   for epoch in range(start_epoch, cfg.epochs):
     t0, wait, acc = time.perf_counter(), 0.0, None
-    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if tty else False, mininterval=0.5 if tty else 30, leave=False)
+    bar = tqdm(
+      range(steps_per_epoch),
+      desc=f"epoch {epoch + 1}/{cfg.epochs}",
+      disable=None if tty else False,
+      mininterval=0.5 if tty else 30,
+      leave=False,
+    )
     for i in bar:
       tw = time.perf_counter()
       batch = next(train_iter)
@@ -113,8 +127,8 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
         host, bad = jax.device_get((acc, state["first_bad_step"]))
         if bad >= 0:
           raise NonFiniteLossError(
-              f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
-              f"The last good checkpoint is step {ckpt.latest_step()} in {workdir / 'checkpoints'}."
+            f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
+            f"The last good checkpoint is step {ckpt.latest_step()} in {workdir / 'checkpoints'}."
           )
         m = losses.finalize(host)
         bar.set_postfix(loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False)
@@ -132,14 +146,16 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
         "input_wait_frac": round(wait / train_s, 4),
     }  # fmt: skip
     history.append(entry)
-    ckpt.save(step, state, {"train_iter": train_iter.get_state(), "epoch": epoch + 1}, {checkpoint.BEST_METRIC: vm["age_mae"]})
+    ckpt.save(
+      step, state, {"train_iter": train_iter.get_state(), "epoch": epoch + 1}, {checkpoint.BEST_METRIC: vm["age_mae"]}
+    )
     if jax.process_index() == 0:
       history_path.write_text(json.dumps(history, indent=1) + "\n")
     print(
-        f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
-        f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
-        f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
-        flush=True,
+      f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
+      f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
+      f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
+      flush=True,
     )
   ckpt.close()
   if jax.process_index() == 0:
@@ -155,7 +171,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, str]:
   p.add_argument("--preset", default="classic", choices=sorted(config_lib.PRESETS))
   p.add_argument("--workdir", required=True)
   p.add_argument("--data", help="UTKFace.tar.gz or folder (default: $JAXFACE_DATA, then TFDS's manual folder)")
-  p.add_argument("--config", dest="dataset", choices=["subset5000", "full"], help="utk_face config (default subset5000)")
+  p.add_argument(
+    "--config", dest="dataset", choices=["subset5000", "full"], help="utk_face config (default subset5000)"
+  )
   p.add_argument("--tfds-dir")
   p.add_argument("--epochs", type=int)
   p.add_argument("--batch-size", type=int)

@@ -18,7 +18,17 @@ TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 
 
 def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
-  base = dict(data=str(archive), dataset="full", tfds_dir=str(tfds_dir), image_size=32, batch_size=8, epochs=2, widths=TINY, hidden=(16,), log_every=2)
+  base = dict(
+    data=str(archive),
+    dataset="full",
+    tfds_dir=str(tfds_dir),
+    image_size=32,
+    batch_size=8,
+    epochs=2,
+    widths=TINY,
+    hidden=(16,),
+    log_every=2,
+  )
   return config_lib.make("custom", "classic", **{**base, **kw})
 
 
@@ -42,7 +52,18 @@ def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
   last = train.train(cfg, tmp_path)
   history = json.loads((tmp_path / "history.json").read_text())
   assert [h["epoch"] for h in history] == [1, 2] and [h["step"] for h in history] == [6, 12]
-  for key in ("train_loss", "val_loss", "train_age_mae", "val_age_mae", "train_gender_acc", "val_gender_acc", "lr", "epoch_time_s", "images_per_s", "input_wait_frac"):
+  for key in (
+    "train_loss",
+    "val_loss",
+    "train_age_mae",
+    "val_age_mae",
+    "train_gender_acc",
+    "val_gender_acc",
+    "lr",
+    "epoch_time_s",
+    "images_per_s",
+    "input_wait_frac",
+  ):
     assert all(np.isfinite(h[key]) for h in history), key
   assert last == history[-1]
   assert config_lib.Config.load(tmp_path) == cfg
@@ -103,7 +124,9 @@ def _run_devices(n: int, workdir: Path, archive, tfds_dir, batch: int = 8) -> su
   args = ["--arch", "custom", "--data", str(archive), "--config", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
           "--batch-size", str(batch), "--epochs", "1", "--workdir", str(workdir), "--devices", "cpu"]  # fmt: skip
   code = f"import sys; from jaxface import train, config; config.PRESETS['tiny'] = {{'*': dict(widths={TINY!r}, hidden=(16,))}}; sys.exit(train.main(sys.argv[1:]))"
-  return subprocess.run([sys.executable, "-c", code, *args, "--preset", "tiny"], env=env, capture_output=True, text=True)
+  return subprocess.run(
+    [sys.executable, "-c", code, *args, "--preset", "tiny"], env=env, capture_output=True, text=True
+  )
 
 
 def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir):
@@ -126,7 +149,7 @@ def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):
 
 def test_presets_fill_and_flags_win():
   cpu = config_lib.make("custom", "cpu")
-  assert cpu.image_size == 64 and cpu.preset == "cpu" and cpu.widths["trunk"] == [16, 16, 32]
+  assert cpu.image_size == 64 and cpu.preset == "cpu" and cpu.epochs == 35 and cpu.lr_schedule == "cosine"
   assert config_lib.make("custom", "cpu", image_size=96, epochs=None).image_size == 96
   classic = config_lib.make("resnet50")
   assert (classic.epochs, classic.batch_size, classic.image_size, classic.lr) == (50, 64, 128, 1e-3)

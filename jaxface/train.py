@@ -22,7 +22,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxface import checkpoint, config as config_lib, losses, provenance, sharding, steps
+from jaxface import checkpoint, losses, provenance, sharding, steps
+from jaxface import config as config_lib
 from jaxface.data import pipeline, prepare
 
 
@@ -57,6 +58,7 @@ def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding) ->
 def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   """Trains (or resumes) ``cfg`` in ``workdir``; returns the last history entry."""
   t_start = time.perf_counter()
+  run = provenance.record()  # commit and date as the run starts; wall time added at the end
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   _write_config(cfg, workdir)
@@ -159,7 +161,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
     )
   ckpt.close()
   if jax.process_index() == 0:
-    run = provenance.record(time.perf_counter() - t_start)
+    run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})
     run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
     (workdir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
   return history[-1] if history else {}

@@ -12,7 +12,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxface import config as config_lib, losses, train
+from jaxface import config as config_lib
+from jaxface import losses, train
 
 TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 
@@ -112,7 +113,7 @@ def test_other_config_in_workdir_is_refused(tmp_path, fake_archive, tfds_dir):
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, fake_archive, tfds_dir, monkeypatch):
   train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
   real = losses.joint
-  monkeypatch.setattr(losses, "joint", lambda *a, **k: (lambda l, s: (l * jnp.nan, s))(*real(*a, **k)))
+  monkeypatch.setattr(losses, "joint", lambda *a, **k: (lambda loss, s: (loss * jnp.nan, s))(*real(*a, **k)))
   with pytest.raises(train.NonFiniteLossError, match="not finite at step 6 .*last good checkpoint is step 6"):
     train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
   assert len(json.loads((tmp_path / "history.json").read_text())) == 1

@@ -30,6 +30,9 @@ class Config:
   dropout: float = 0.3
   widths: dict | None = None  # custom only: {"trunk": [..3], "branch": [..3]}
   dtype: str = "float32"  # compute dtype; parameters stay float32
+  # mobilenet_v2 only: freeze backbone layers features[:freeze_until] (eval mode), compute their
+  # output once per image and its mirror, and train the rest on that cache (0: train everything).
+  freeze_until: int = 0
   # optimisation
   epochs: int = 50
   batch_size: int = 64
@@ -69,8 +72,9 @@ PRESETS: dict[str, dict[str, dict]] = {
     "cpu": {
         # 64 px, classic widths: 1/4 of the classic FLOPs (~100 images/s here), 35 epochs in ~25 min.
         "custom": dict(image_size=64, epochs=35, lr=1e-3, lr_schedule="cosine", warmup_epochs=1),
-        # ImageNet-pretrained backbone fine-tuned whole at 96 px, lower LR to keep its features.
-        "mobilenet_v2": dict(image_size=96, epochs=8, lr=5e-4, lr_schedule="cosine", warmup_epochs=0.5),
+        # ImageNet-pretrained, 128 px: layers 0-13 frozen and cached (image + mirror, computed
+        # once), layers 14-18 and the heads trained on the cache: 30 epochs in ~25 min here.
+        "mobilenet_v2": dict(image_size=128, freeze_until=14, epochs=30, lr=1e-3, lr_schedule="cosine", warmup_epochs=1),
         # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },

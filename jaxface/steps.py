@@ -42,6 +42,10 @@ def init_model(cfg: Config):
     dropout=cfg.dropout,
     widths=cfg.widths,
   )
+  if cfg.freeze_until and cfg.arch != "mobilenet_v2":
+    raise ValueError(f"freeze_until (cached frozen layers) is implemented for mobilenet_v2, not {cfg.arch!r}")
+  if cfg.freeze_until and not cfg.pretrained:
+    logging.warning("freeze_until=%d without --pretrained: the frozen layers keep their random init", cfg.freeze_until)
   if cfg.pretrained:
     if not hasattr(model, "backbone"):
       raise ValueError(f"--pretrained applies to the torchvision backbones, not to arch {cfg.arch!r}")
@@ -80,12 +84,17 @@ def make_train_step(mdef: ModelDef, tx: optax.GradientTransformation, cfg: Confi
   def train_step(state: dict, batch: dict):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
     aug_rng, drop_rng = jax.random.split(rng)
-    x = augment.preprocess(batch["image"], imagenet_norm=mdef.imagenet_norm, rng=aug_rng if cfg.augment else None)
+    if cfg.freeze_until:  # cached prefix activations (B, 2 views, h, w, c): augmentation = pick a view
+      feats = batch["feats"].astype(jnp.float32)
+      mirror = jax.random.bernoulli(aug_rng, 0.5, (feats.shape[0], 1, 1, 1)) if cfg.augment else False
+      x = jnp.where(mirror, feats[:, 1], feats[:, 0])
+    else:
+      x = augment.preprocess(batch["image"], imagenet_norm=mdef.imagenet_norm, rng=aug_rng if cfg.augment else None)
 
     def loss_fn(params, rest):
       # copy=True: fresh Variables at the grad trace level, so BatchNorm may update its statistics.
       model = nnx.merge(mdef.train, params, rest, copy=True)
-      out = model(x, rngs=nnx.Rngs(dropout=drop_rng))
+      out = model(x, rngs=nnx.Rngs(dropout=drop_rng), **({"start": cfg.freeze_until} if cfg.freeze_until else {}))
       loss, sums = losses.joint(out, batch, cfg.age_loss_weight, cfg.gender_loss_weight)
       _, _, rest = nnx.split(model, nnx.Param, ...)
       return loss, (sums, rest)
@@ -116,11 +125,25 @@ def make_predict(mdef: ModelDef):
   return predict
 
 
+def make_prefix(mdef: ModelDef, stop: int):
+  """(params, rest, uint8 images) -> activations after backbone layer ``stop - 1``, evaluation mode."""
+
+  def prefix(params, rest, images):
+    model = nnx.merge(mdef.eval, params, rest)
+    return model.backbone(augment.preprocess(images, imagenet_norm=mdef.imagenet_norm), stop=stop)
+
+  return prefix
+
+
 def make_eval_step(mdef: ModelDef, cfg: Config):
   predict = make_predict(mdef)
 
   def eval_step(state: dict, batch: dict) -> dict:
-    out = predict(state["params"], state["rest"], batch["image"])
+    if cfg.freeze_until:  # cached prefix activations, first view (the image itself)
+      model = nnx.merge(mdef.eval, state["params"], state["rest"])
+      out = model(batch["feats"][:, 0].astype(jnp.float32), start=cfg.freeze_until)
+    else:
+      out = predict(state["params"], state["rest"], batch["image"])
     _, sums = losses.joint(out, batch, cfg.age_loss_weight, cfg.gender_loss_weight, mask=batch["mask"])
     return sums
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from jaxface import checkpoint, losses, provenance, sharding, steps
 from jaxface import config as config_lib
-from jaxface.data import pipeline, prepare
+from jaxface.data import feature_cache, pipeline, prepare
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -43,11 +43,12 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> None:
   path.write_text(cfg.to_json())
 
 
-def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding) -> dict:
+def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding, fields=pipeline.EVAL_FIELDS) -> dict:
   """Metrics over every example of ``source`` (padded last batch, masked)."""
   total = None
-  ds = pipeline.eval_dataset(
-    source, batch_size=batch_size, shard_index=jax.process_index(), shard_count=jax.process_count()
+  local = batch_size // jax.process_count()
+  ds = pipeline.eval_batches(
+    source, batch_size=local, shard_index=jax.process_index(), shard_count=jax.process_count(), fields=fields
   )
   for batch in ds:
     sums = eval_step(state, sharding.global_batch(batch, batch_sharding))
@@ -76,16 +77,33 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   steps_per_epoch = pipeline.steps_per_epoch(
     len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
   )
-  train_ds = pipeline.train_dataset(
-      train_src, batch_size=local_batch, seed=cfg.seed, num_epochs=cfg.epochs,
-      shard_index=jax.process_index(), shard_count=jax.process_count(),
-  )  # fmt: skip
-  train_iter = pipeline.iterate(train_ds)
 
   # --- model, optimizer, state --------------------------------------------
   mdef, params, rest = steps.init_model(cfg)
   tx = steps.make_optimizer(cfg, steps_per_epoch)
   state = jax.device_put(steps.init_state(params, rest, tx, cfg.seed), repl)
+
+  train_fields, eval_fields = pipeline.TRAIN_FIELDS, pipeline.EVAL_FIELDS
+  if cfg.freeze_until:  # a frozen prefix: its output, computed once, stands in for the images
+    prefix = jax.jit(steps.make_prefix(mdef, cfg.freeze_until))
+    run_prefix = lambda images: prefix(state["params"], state["rest"], images)
+    t = time.perf_counter()
+    train_src = feature_cache.build(train_src, run_prefix, batch_size=cfg.batch_size, mirror=True, desc="caching train")
+    val_src = feature_cache.build(
+      val_src, run_prefix, batch_size=cfg.batch_size, mirror=False, desc="caching validation"
+    )
+    logging.info(
+      "Cached backbone layers 0-%d of %d images in %.0fs",
+      cfg.freeze_until - 1,
+      len(train_src) + len(val_src),
+      time.perf_counter() - t,
+    )
+    train_fields, eval_fields = ("feats", "age", "gender"), ("feats", *feature_cache.LABEL_FIELDS)
+  train_ds = pipeline.train_dataset(
+      train_src, batch_size=local_batch, seed=cfg.seed, num_epochs=cfg.epochs,
+      shard_index=jax.process_index(), shard_count=jax.process_count(), fields=train_fields,
+  )  # fmt: skip
+  train_iter = pipeline.iterate(train_ds)
 
   # --- steps -------------------------------------------------------------
   train_step = jax.jit(
@@ -136,7 +154,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
         bar.set_postfix(loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False)
     train_s = time.perf_counter() - t0
     tm = losses.finalize(jax.device_get(acc))
-    vm = evaluate_split(eval_step, state, val_src, cfg.batch_size, batch_sh)
+    vm = evaluate_split(eval_step, state, val_src, cfg.batch_size, batch_sh, eval_fields)
     step = int(jax.device_get(state["step"]))
     entry = {
         "epoch": epoch + 1, "step": step,

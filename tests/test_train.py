@@ -157,3 +157,44 @@ def test_presets_fill_and_flags_win():
   assert (classic.age_loss_weight, classic.gender_loss_weight) == (0.1, 1.0)
   with pytest.raises(ValueError, match="unknown preset"):
     config_lib.make("custom", "gpu")
+
+
+def test_frozen_prefix_cache_trains_only_the_rest(tmp_path, fake_archive, tfds_dir):
+  """mobilenet_v2 with layers 0-13 frozen and cached: they stay as loaded, layers 14+ and heads learn."""
+  from jaxface import steps
+
+  cfg = config_lib.make(
+    "mobilenet_v2", "classic", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
+    batch_size=8, epochs=2, freeze_until=14, hidden=(16,), log_every=3,
+  )  # fmt: skip
+  train.train(cfg, tmp_path)
+  _, init, _ = steps.init_model(cfg)
+  init = {k: np.asarray(v) for k, v in nnx_flat(init)}
+  after = {k: np.asarray(v) for k, v in nnx_flat(restored_params(tmp_path, 12))}
+  assert init.keys() == after.keys()
+  frozen = [k for k in init if k[:2] == ("backbone", "features") and k[2] < 14]
+  trained = [k for k in init if k not in frozen]
+  assert frozen and trained
+  assert all(np.array_equal(init[k], after[k]) for k in frozen)
+  assert sum(not np.allclose(init[k], after[k]) for k in trained) > len(trained) // 2
+  h = json.loads((tmp_path / "history.json").read_text())
+  assert len(h) == 2 and all(np.isfinite(e["val_loss"]) for e in h)
+
+
+def nnx_flat(tree):
+  """(path tuple with int list indices, array) pairs of a params tree, restored or live."""
+  out = []
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    key = tuple(int(p.key) if str(p.key).isdigit() else p.key for p in path if hasattr(p, "key"))
+    out.append((key[:-1] if key[-1] == "value" else key, leaf))  # restored Variables carry a 'value' level
+  return out
+
+
+def test_resnet50_short_run_on_cpu(tmp_path, fake_archive, tfds_dir):
+  """A few ResNet-50 steps on the CPU, at 32 px: the full network trains and evaluates."""
+  cfg = config_lib.make(
+    "resnet50", "cpu", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
+    batch_size=8, epochs=1, hidden=(16,), log_every=3,
+  )  # fmt: skip
+  last = train.train(cfg, tmp_path)
+  assert last["step"] == 6 and np.isfinite(last["train_loss"]) and np.isfinite(last["val_age_mae"])

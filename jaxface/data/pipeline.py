@@ -32,14 +32,16 @@ def train_dataset(
   num_epochs: int | None,
   shard_index: int = 0,
   shard_count: int = 1,
+  fields: Sequence[str] = TRAIN_FIELDS,
 ) -> grain.MapDataset:
   """Shuffled batches of this host's share, reshuffled every epoch; partial batches dropped.
 
   The result is indexable: element ``i`` is global step ``i``'s batch, and
   there are ``steps_per_epoch(...)`` batches per epoch.
   """
-  ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  ds = ds.seed(seed).shuffle().map(_select(TRAIN_FIELDS))
+  ds = grain.MapDataset.source(source)
+  ds = ds[: len(ds) - len(ds) % shard_count][shard_index::shard_count]  # equal shares: equal steps per host
+  ds = ds.seed(seed).shuffle().map(_select(fields))
   return ds.batch(batch_size, drop_remainder=True).repeat(num_epochs)
 
 
@@ -64,15 +66,41 @@ def _pad(batch_size: int):
 
 
 def eval_dataset(
-  source: Sequence[dict], *, batch_size: int, shard_index: int = 0, shard_count: int = 1
+  source: Sequence[dict],
+  *,
+  batch_size: int,
+  shard_index: int = 0,
+  shard_count: int = 1,
+  fields: Sequence[str] = EVAL_FIELDS,
 ) -> grain.MapDataset:
   """Every example of this host's share once, in order, in batches of a static size.
 
   The last batch is padded (with copies of its last example) and ``mask``
   marks the real examples, so metrics count each example exactly once.
   """
-  ds = grain.MapDataset.source(source)[shard_index::shard_count].map(_select(EVAL_FIELDS))
+  ds = grain.MapDataset.source(source)[shard_index::shard_count].map(_select(fields))
   return ds.batch(batch_size, drop_remainder=False).map(_pad(batch_size))
+
+
+def eval_batches(
+  source: Sequence[dict],
+  *,
+  batch_size: int,
+  shard_index: int = 0,
+  shard_count: int = 1,
+  fields: Sequence[str] = EVAL_FIELDS,
+):
+  """``eval_dataset``'s batches, plus fully masked ones so every host yields the same number."""
+  per_host = -(-len(source) // shard_count)
+  n_batches = -(-per_host // batch_size)
+  last = None
+  for last in eval_dataset(
+    source, batch_size=batch_size, shard_index=shard_index, shard_count=shard_count, fields=fields
+  ):
+    n_batches -= 1
+    yield last
+  for _ in range(n_batches):
+    yield {**last, "mask": np.zeros_like(last["mask"])}
 
 
 def iterate(ds: grain.MapDataset, *, num_threads: int = 2, prefetch: int = 4) -> grain.DatasetIterator:

@@ -1,0 +1,56 @@
+"""Model shapes, sizes and the figures the docs state."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxface import config as config_lib
+from jaxface import steps
+from jaxface.models import get_model
+
+
+def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
+  model = get_model(arch, image_size=size)
+  g, params, rest = nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, ...)
+  f = jax.jit(lambda p, r, x: nnx.merge(g, p, r)(x))
+  cost = f.lower(params, rest, jnp.zeros((1, size, size, 3))).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return sum(x.size for x in jax.tree.leaves(params)), cost["flops"] / 1e9
+
+
+def test_custom_cnn_size_as_documented():
+  n, gflops = _params_and_flops("custom", 128)
+  assert round(n / 1e6, 2) == 0.94
+  assert round(gflops, 2) == 0.55 and gflops <= 0.6
+
+
+@pytest.mark.parametrize("arch, size", [("custom", 64), ("mobilenet_v2", 64), ("resnet50", 64)])
+def test_outputs(arch, size):
+  model = get_model(arch, image_size=size)
+  out = model(jnp.zeros((2, size, size, 3)))
+  assert out["age"].shape == (2,) and out["gender_logit"].shape == (2,)
+  assert out["age"].dtype == jnp.float32
+  np.testing.assert_allclose(out["age"], out["age"][0])  # same input, same output in eval mode
+
+
+def test_custom_needs_size_divisible_by_16():
+  with pytest.raises(ValueError, match="divisible by 16"):
+    get_model("custom", image_size=100)
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  cfg = config_lib.make("custom", image_size=32, dtype="bfloat16", widths={"trunk": [4, 4, 8], "branch": [8, 8, 8]})
+  mdef, params, rest = steps.init_model(cfg)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
+  tx = steps.make_optimizer(cfg, 10)
+  state = steps.init_state(params, rest, tx, 0)
+  batch = {
+    "image": np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8),
+    "age": np.arange(4) * 10,
+    "gender": np.array([0, 1, 0, 1]),
+  }
+  new, sums = jax.jit(steps.make_train_step(mdef, tx, cfg))(state, batch)
+  assert np.isfinite(float(sums["loss"])) and int(new["step"]) == 1
+  assert {x.dtype for x in jax.tree.leaves(new["params"])} == {jnp.dtype("float32")}

@@ -198,3 +198,10 @@ def test_resnet50_short_run_on_cpu(tmp_path, fake_archive, tfds_dir):
   )  # fmt: skip
   last = train.train(cfg, tmp_path)
   assert last["step"] == 6 and np.isfinite(last["train_loss"]) and np.isfinite(last["val_age_mae"])
+
+
+def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
+  monkeypatch.delenv("JAXFACE_DATA", raising=False)
+  rc = train.main(["--arch", "custom", "--workdir", str(tmp_path / "w"), "--tfds-dir", str(tmp_path / "empty")])
+  err = capsys.readouterr().err
+  assert rc == 1 and "UTKFace.tar.gz" in err and "JAXFACE_DATA" in err

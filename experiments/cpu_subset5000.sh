@@ -4,9 +4,12 @@
 #
 #   bash experiments/cpu_subset5000.sh [/path/to/UTKFace.tar.gz]   (default: $JAXFACE_DATA)
 #
-# Workdirs (checkpoints) go to runs/cpu_subset5000/ (not in git); config.json,
-# history.json and run.json (command, commit, device, date, wall time) of each
-# are copied to experiments/results/cpu_subset5000/<arch>/.
+# Workdirs (checkpoints) go to runs/cpu_subset5000/ (not in git). Each model is
+# evaluated on the validation split (best checkpoint); config.json, history.json,
+# run.json (command, commit, device, date, wall time), eval_validation.json and
+# predictions_validation.csv are copied to experiments/results/cpu_subset5000/<arch>/,
+# the comparison figures go to experiments/results/cpu_subset5000/figures/, and
+# the README's results table is regenerated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-${JAXFACE_DATA:?give the UTKFace archive or set JAXFACE_DATA}}
@@ -18,7 +21,10 @@ python -m jaxface.train --arch custom --preset cpu --data "$data" --workdir "$ru
 python -m jaxface.train --arch mobilenet_v2 --preset cpu --data "$data" --pretrained "$weights" --workdir "$runs/mobilenet_v2"
 
 for arch in custom mobilenet_v2; do
+  python -m jaxface.evaluate --workdir "$runs/$arch" --split validation --checkpoint best > /dev/null
   mkdir -p "$out/$arch"
-  cp "$runs/$arch"/{config,history,run}.json "$out/$arch/"
+  cp "$runs/$arch"/{config,history,run,eval_validation}.json "$runs/$arch/predictions_validation.csv" "$out/$arch/"
 done
+python -m jaxface.plot --workdirs "$out/custom" "$out/mobilenet_v2" --out "$out/figures"
+python experiments/results_table.py --write
 echo "results in $out"

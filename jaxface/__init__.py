@@ -1,0 +1,10 @@
+"""jaxface: age estimation and gender classification from faces, in JAX/Flax."""
+
+
+def __getattr__(name: str):
+  # Lazy: `import jaxface` stays light; `from jaxface import Predictor` loads the model stack.
+  if name == "Predictor":
+    from jaxface.predict import Predictor
+
+    return Predictor
+  raise AttributeError(name)

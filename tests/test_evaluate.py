@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxface import config as config_lib
-from jaxface import evaluate, losses, metrics, plot, train
+from jaxface import evaluate, losses, metrics, plot
 from jaxface.data import pipeline
 
 
@@ -57,19 +56,6 @@ def test_padded_final_batch_counts_each_example_once():
   )
   assert got["n"] == 7
   assert got["age_mae"] == pytest.approx(want["age_mae"]) and got["gender_acc"] == pytest.approx(want["gender_acc"])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, fake_archive):
-  from test_train import TINY
-
-  wd = tmp_path_factory.mktemp("trained")
-  cfg = config_lib.make(
-    "custom", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tmp_path_factory.mktemp("tfds_eval")),
-    image_size=32, batch_size=8, epochs=2, widths=TINY, hidden=(16,),
-  )  # fmt: skip
-  train.train(cfg, wd)
-  return wd
 
 
 def test_evaluate_matches_training_validation(trained):

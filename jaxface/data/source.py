@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from jaxface.data import labels as labels_lib
 
@@ -90,18 +90,22 @@ def iter_files(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def decode(data: bytes, size: int | None = None) -> np.ndarray:
-  """uint8 RGB pixels of an encoded image; center-cropped to a square and resized when ``size``."""
+  """uint8 RGB pixels of an encoded image (EXIF orientation applied); square and ``size`` when given."""
   with Image.open(io.BytesIO(data)) as img:
-    img = img.convert("RGB")
-  if size is not None:
-    w, h = img.size
-    if w != h:
-      s = min(w, h)
-      left, top = (w - s) // 2, (h - s) // 2
-      img = img.crop((left, top, left + s, top + s))
-    if img.size != (size, size):
-      img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-  return np.asarray(img, dtype=np.uint8)
+    img = ImageOps.exif_transpose(img).convert("RGB")
+  return np.asarray(to_square(img, size) if size is not None else img, dtype=np.uint8)
+
+
+def to_square(img: Image.Image, size: int) -> Image.Image:
+  """Centre-crops to a square and resizes to ``size`` (bilinear), as the dataset's images are stored."""
+  w, h = img.size
+  if w != h:
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    img = img.crop((left, top, left + s, top + s))
+  if img.size != (size, size):
+    img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+  return img
 
 
 def scan(path: Path) -> tuple[list[Record], list[Skip]]:

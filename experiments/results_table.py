@@ -1,0 +1,80 @@
+"""The README's results table, generated from experiments/results/ so it cannot drift.
+
+  python experiments/results_table.py            # print the table
+  python experiments/results_table.py --write    # rewrite it in README.md (between the markers)
+  python experiments/results_table.py --check    # exit 1 if README.md is stale (the tests run this)
+
+One row per eval_<split>.json under experiments/results/<experiment>/<model>/,
+with the training run's run.json (device, commit, wall time) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def rows() -> list[str]:
+  out = []
+  for ev_path in sorted(RESULTS.glob("*/*/eval_*.json")):
+    d = ev_path.parent
+    ev = json.loads(ev_path.read_text())
+    cfg = json.loads((d / "config.json").read_text())
+    run = json.loads((d / "run.json").read_text())
+    dev = run["device"]
+    model = cfg["arch"] + (" (ImageNet-pretrained)" if cfg.get("pretrained") else "")
+    data = f"{cfg['dataset']} / {ev['split']} (n={ev['n']})"
+    wall = f"{run['wall_s'] / 60:.0f} min" if run.get("wall_s") else "?"
+    tta = "" if ev.get("tta", "none") == "none" else f" ({ev['tta']} TTA)"
+    out.append(
+      f"| {d.parent.name} | {model}{tta} | {cfg['preset']}, {cfg['image_size']} px, {run.get('epochs_done', '?')} ep"
+      f" | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}% | {dev['count']}x {dev['kind']}"
+      f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
+    )
+  return out
+
+
+def table() -> str:
+  head = (
+    "| experiment | model | preset | data / split | age MAE (years) | CS(5) | gender acc. | device | train wall time | commit | files |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  )
+  body = rows()
+  return head + "\n" + ("\n".join(body) if body else "| (no results yet) | | | | | | | | | | |")
+
+
+def render(readme: str) -> str:
+  if BEGIN not in readme or END not in readme:
+    raise SystemExit(f"README.md lacks the {BEGIN} ... {END} markers")
+  pre, rest = readme.split(BEGIN, 1)
+  _, post = rest.split(END, 1)
+  return f"{pre}{BEGIN}\n{table()}\n{END}{post}"
+
+
+def main() -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  g = p.add_mutually_exclusive_group()
+  g.add_argument("--write", action="store_true")
+  g.add_argument("--check", action="store_true")
+  a = p.parse_args()
+  text = README.read_text()
+  if a.write:
+    README.write_text(render(text))
+  elif a.check:
+    if render(text) != text:
+      print("README.md's results table is stale: run python experiments/results_table.py --write", file=sys.stderr)
+      return 1
+  else:
+    print(table())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

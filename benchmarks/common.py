@@ -1,0 +1,83 @@
+"""What every benchmark shares: provenance, result files, accelerator peaks. Imports no framework."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(ROOT))
+
+from jaxface.provenance import git_commit  # noqa: E402  (stdlib-only module)
+
+# Dense peak FLOP/s by device-kind substring: (bfloat16, float32-as-run). On NVIDIA, XLA and
+# PyTorch run float32 matmuls/convs as TF32 by default, so the float32 peak is TF32's.
+PEAKS = {
+  "H200": (989e12, 494e12),
+  "H100": (989e12, 494e12),
+  "A100": (312e12, 156e12),
+  "L4": (121e12, 60e12),
+  "TPU v6": (918e12, None),
+  "TPU v5p": (459e12, None),
+  "TPU v5": (197e12, None),
+  "TPU v4": (275e12, None),
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  for key, (bf16, f32) in PEAKS.items():
+    if key.lower() in device_kind.lower():
+      return bf16 if dtype == "bfloat16" else f32
+  return None
+
+
+def timed(fn, steps: int, warmup: int, sync) -> tuple[float, list[float]]:
+  """(first call in seconds, per-step seconds after ``warmup`` more calls); ``sync`` waits for the device."""
+  t = time.perf_counter()
+  sync(fn())
+  first = time.perf_counter() - t
+  for _ in range(warmup):
+    sync(fn())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    sync(fn())
+    times.append(time.perf_counter() - t)
+  return first, times
+
+
+def row(
+  framework: str,
+  arch: str,
+  batch: int,
+  image_size: int,
+  dtype: str,
+  device: str,
+  first_s: float,
+  times: list[float],
+  flops: float | None,
+  **extra,
+) -> dict:
+  med = statistics.median(times)
+  peak = peak_flops(device, dtype)
+  achieved = flops / med if flops else None
+  return {
+    "framework": framework, "arch": arch, "batch": batch, "image_size": image_size, "dtype": dtype, "device": device,
+    "first_call_s": round(first_s, 3), "step_ms_median": round(1000 * med, 3), "steps_timed": len(times),
+    "images_per_s": round(batch / med, 2), "flops_per_step": flops,
+    "tflops": round(achieved / 1e12, 4) if achieved else None,
+    "peak_fraction": round(achieved / peak, 4) if achieved and peak else None,
+    **extra,
+  }  # fmt: skip
+
+
+def write(name: str, rows: list[dict], meta: dict) -> Path:
+  RESULTS.mkdir(parents=True, exist_ok=True)
+  path = RESULTS / f"{name}.json"
+  path.write_text(json.dumps({**meta, "git_commit": git_commit(), "rows": rows}, indent=2) + "\n")
+  print(f"wrote {path}")
+  return path

@@ -1,0 +1,113 @@
+"""benchmarks/README.md's tables, generated from benchmarks/results/*.json.
+
+  python benchmarks/make_table.py [--check]
+
+Pairs each jaxface row with the PyTorch peer's row of the same arch, batch,
+image size, dtype and device kind, and gives images/s for both and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
+
+
+def _load() -> list[tuple[dict, dict, str]]:
+  out = []
+  for path in sorted((HERE / "results").glob("*.json")):
+    data = json.loads(path.read_text())
+    for r in data.get("rows", []):
+      out.append((data, r, path.name))
+  return out
+
+
+def _kind(device: str) -> str:
+  d = device.lower()
+  return "cpu" if "cpu" in d else device.split("x ", 1)[-1]
+
+
+def _fmt(v, nd=1):
+  return "–" if v is None else f"{v:.{nd}f}"
+
+
+def tables() -> str:
+  rows = _load()
+  lines = []
+  for bench, title in (
+    ("train_throughput", "Training step (images/s, median of timed steps)"),
+    ("inference", "Inference (images/s; latency per batch in ms)"),
+  ):
+    jax_rows = [(m, r, f) for m, r, f in rows if m.get("benchmark") == bench and r["framework"] == "jax"]
+    torch_rows = [(m, r, f) for m, r, f in rows if m.get("benchmark") == bench and r["framework"] == "torch"]
+    if not jax_rows and not torch_rows:
+      continue
+    lines += [f"### {title}", ""]
+    if bench == "train_throughput":
+      lines += [
+        "| device | arch | batch | px | dtype | jaxface img/s | compile s | TFLOP/s | of peak | PyTorch img/s (eager) | PyTorch img/s (compile) | jaxface / best PyTorch | files |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ]
+    else:
+      lines += [
+        "| device | cores | arch | batch | px | jaxface img/s | jaxface ms | PyTorch img/s | PyTorch ms | jaxface / PyTorch | files |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ]
+    for m, r, f in jax_rows:
+      key = (r["arch"], r["batch"], r["image_size"], r["dtype"], _kind(r["device"]))
+      if bench == "inference":
+        key += (r.get("cores"),)
+      peers = [
+        (pm, pr, pf) for pm, pr, pf in torch_rows
+        if (pr["arch"], pr["batch"], pr["image_size"], pr["dtype"], _kind(pr["device"])) + ((pr.get("threads"),) if bench == "inference" else ()) == key
+      ]  # fmt: skip
+      files = ", ".join(sorted({f, *(pf for _, _, pf in peers)}))
+      if bench == "train_throughput":
+        eager = max((pr["images_per_s"] for _, pr, _ in peers if not pr.get("compile")), default=None)
+        comp = max((pr["images_per_s"] for _, pr, _ in peers if pr.get("compile")), default=None)
+        best = max([v for v in (eager, comp) if v is not None], default=None)
+        ratio = f"{r['images_per_s'] / best:.2f}x" if best else "–"
+        frac = "–" if r.get("peak_fraction") is None else f"{100 * r['peak_fraction']:.0f}%"
+        lines.append(
+          f"| {r['device']} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['dtype']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('compile_s'))}"
+          f" | {_fmt(r.get('tflops'), 3)} | {frac} | {_fmt(eager)} | {_fmt(comp)} | {ratio} | {files} |"
+        )
+      else:
+        pr = peers[0][1] if peers else None
+        ratio = f"{r['images_per_s'] / pr['images_per_s']:.2f}x" if pr else "–"
+        lines.append(
+          f"| {r['device']} | {r.get('cores')} | {r['arch']} | {r['batch']} | {r['image_size']} | {_fmt(r['images_per_s'])} | {_fmt(r['step_ms_median'], 2)}"
+          f" | {_fmt(pr and pr['images_per_s'])} | {_fmt(pr and pr['step_ms_median'], 2)} | {ratio} | {files} |"
+        )
+    lines.append("")
+  return "\n".join(lines).rstrip() + "\n" if lines else "(no results yet)\n"
+
+
+def render(text: str) -> str:
+  pre, rest = text.split(BEGIN, 1)
+  _, post = rest.split(END, 1)
+  return f"{pre}{BEGIN}\n{tables()}{END}{post}"
+
+
+def main() -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--check", action="store_true", help="exit 1 if benchmarks/README.md is stale")
+  a = p.parse_args()
+  readme = HERE / "README.md"
+  text = readme.read_text()
+  new = render(text)
+  if a.check:
+    if new != text:
+      print("benchmarks/README.md is stale: run python benchmarks/make_table.py", file=sys.stderr)
+      return 1
+    return 0
+  readme.write_text(new)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

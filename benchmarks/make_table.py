@@ -35,9 +35,27 @@ def _fmt(v, nd=1):
   return "–" if v is None else f"{v:.{nd}f}"
 
 
+def _input_pipeline() -> list[str]:
+  lines = []
+  for path in sorted((HERE / "results").glob("input_pipeline*.json")):
+    d = json.loads(path.read_text())
+    dev = d["device"]
+    lines.append(
+      f"| {d['machine']['cpu_count']} cores | {d['dataset']} {d['split']} | {d['batch_size']} | {d['threads']}"
+      f" | {d['host_images_per_s']:.0f} | {d['full_images_per_s']:.0f} ({dev['count']}x {dev['kind']}) | {path.name} |"
+    )
+  if not lines:
+    return []
+  return [
+    "### Input pipeline (images/s, one epoch)", "",
+    "| host | data | batch | threads | host pipeline | + on-device augmentation | file |",
+    "| --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = []
+  lines = _input_pipeline()
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),
@@ -57,7 +75,7 @@ def tables() -> str:
         "| device | cores | arch | batch | px | jaxface img/s | jaxface ms | PyTorch img/s | PyTorch ms | jaxface / PyTorch | files |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
       ]
-    for m, r, f in jax_rows:
+    for _, r, f in jax_rows:
       key = (r["arch"], r["batch"], r["image_size"], r["dtype"], _kind(r["device"]))
       if bench == "inference":
         key += (r.get("cores"),)

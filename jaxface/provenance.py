@@ -38,13 +38,22 @@ def devices() -> dict:
   }
 
 
+def command(argv: list[str]) -> str:
+  """The shell command that ran: ``python -m jaxface.train ...`` for the package's own modules."""
+  if argv and argv[0].endswith(".py"):
+    path = Path(argv[0]).resolve()
+    package = Path(__file__).resolve().parent
+    if path.is_relative_to(package):
+      module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+      argv = ["-m", module.removesuffix(".__main__"), *argv[1:]]
+    return " ".join(shlex.quote(a) for a in ["python", *argv])
+  return " ".join(map(shlex.quote, argv))
+
+
 def record(wall_s: float | None = None, argv: list[str] | None = None) -> dict:
   """Provenance of a result, to store beside it."""
-  argv = sys.argv if argv is None else argv
   return {
-    "command": " ".join(shlex.quote(a) for a in ["python", *argv])
-    if argv and argv[0].endswith(".py")
-    else " ".join(map(shlex.quote, argv)),
+    "command": command(list(sys.argv if argv is None else argv)),
     "git_commit": git_commit(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "machine": {

@@ -44,3 +44,15 @@ def test_age_bands():
     5,
   ]
   assert labels.AGE_BAND_NAMES == ("0-12", "13-19", "20-39", "40-59", "60-79", "80+")
+
+
+def test_provenance_command_names_the_module():
+  from pathlib import Path
+
+  import jaxface
+  from jaxface import provenance
+
+  pkg = Path(jaxface.__file__).parent
+  assert provenance.command([str(pkg / "train.py"), "--arch", "custom"]) == "python -m jaxface.train --arch custom"
+  assert provenance.command([str(pkg / "data" / "__main__.py")]) == "python -m jaxface.data"
+  assert provenance.command(["benchmarks/x.py", "--a b"]) == "python benchmarks/x.py '--a b'"

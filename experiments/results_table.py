@@ -29,13 +29,16 @@ def rows() -> list[str]:
     cfg = json.loads((d / "config.json").read_text())
     run = json.loads((d / "run.json").read_text())
     dev = run["device"]
+    device = (
+      f"CPU, {run['machine']['cpu_count']} cores" if dev["platform"] == "cpu" else f"{dev['count']}x {dev['kind']}"
+    )
     model = cfg["arch"] + (" (ImageNet-pretrained)" if cfg.get("pretrained") else "")
     data = f"{cfg['dataset']} / {ev['split']} (n={ev['n']})"
     wall = f"{run['wall_s'] / 60:.0f} min" if run.get("wall_s") else "?"
     tta = "" if ev.get("tta", "none") == "none" else f" ({ev['tta']} TTA)"
     out.append(
       f"| {d.parent.name} | {model}{tta} | {cfg['preset']}, {cfg['image_size']} px, {run.get('epochs_done', '?')} ep"
-      f" | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}% | {dev['count']}x {dev['kind']}"
+      f" | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}% | {device}"
       f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
     )
   return out

@@ -72,8 +72,7 @@ def final_metrics(evals: dict[str, dict], out: Path, split: str) -> Path:
     ax.bar_label(bars, fmt="%.3f" if key != "age_mae" else "%.2f")
     ax.set_xticks(range(len(names)), [n.replace(", ", "\n", 1) for n in names], fontsize=8)
     ax.set(title=title)
-    if key != "age_mae":
-      ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.0 if key != "age_mae" else 1.15 * max(vals))  # room for the bar labels
     ax.grid(axis="y", alpha=0.3)
   fig.suptitle(f"Final metrics on the {split} split (n = {', '.join(str(evals[n]['n']) for n in names)})")
   fig.tight_layout()

@@ -74,6 +74,15 @@ def prepare(
       download_config=tfds.download.DownloadConfig(download_mode=mode),
     )
     b = builder(config, image_size, tfds_dir)  # reload: info.metadata as written
+  elif data is not None:
+    built_from, asked = b.info.metadata.get("source"), str(source_lib.locate(data).resolve())
+    if built_from and built_from != asked:
+      logging.warning(
+        "utk_face/%s was prepared from %s, not %s; pass --rebuild (jaxface.data) to build it again",
+        b.builder_config.name,
+        built_from,
+        asked,
+      )
   return b
 
 

@@ -105,7 +105,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     splits = splits_lib.stratified_split(pool, sizes, cfg.seed)
     self.info.metadata.update(
       {
-        "source": str(path),
+        "source": str(path.resolve()),
         "files_read": len(records) + len(skips),
         "usable_unique": len(unique),
         "skipped": [dataclasses.asdict(s) for s in skips],

@@ -50,8 +50,8 @@ def command(argv: list[str]) -> str:
   return " ".join(map(shlex.quote, argv))
 
 
-def record(wall_s: float | None = None, argv: list[str] | None = None) -> dict:
-  """Provenance of a result, to store beside it."""
+def record(wall_s: float | None = None, argv: list[str] | None = None, device: bool = True) -> dict:
+  """Provenance of a result, to store beside it (``device=False``: without importing jax)."""
   return {
     "command": command(list(sys.argv if argv is None else argv)),
     "git_commit": git_commit(),
@@ -61,6 +61,6 @@ def record(wall_s: float | None = None, argv: list[str] | None = None) -> dict:
       "cpu_count": os.cpu_count(),
       "python": platform.python_version(),
     },
-    "device": devices(),
+    "device": devices() if device else None,
     "wall_s": None if wall_s is None else round(wall_s, 2),
   }

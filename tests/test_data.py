@@ -182,4 +182,7 @@ def test_data_cli_prints_summary_and_never_imports_tensorflow(tmp_path, fake_arc
   out2 = subprocess.run(
     [sys.executable, "-c", code, str(fake_archive[0]), str(tmp_path)], capture_output=True, text=True
   )
-  assert out2.returncode == 0 and "Preparing" not in out2.stderr and json.loads(out2.stdout) == summary
+  again = json.loads(out2.stdout)
+  assert out2.returncode == 0 and "Preparing" not in out2.stderr
+  assert {k: v for k, v in again.items() if k != "run"} == {k: v for k, v in summary.items() if k != "run"}
+  assert summary["run"]["command"].startswith("python") and summary["run"]["git_commit"]

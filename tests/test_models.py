@@ -20,10 +20,15 @@ def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
   return sum(x.size for x in jax.tree.leaves(params)), cost["flops"] / 1e9
 
 
-def test_custom_cnn_size_as_documented():
-  n, gflops = _params_and_flops("custom", 128)
-  assert round(n / 1e6, 2) == 0.94
-  assert round(gflops, 2) == 0.55 and gflops <= 0.6
+@pytest.mark.parametrize(
+  "arch, mparams, gflops", [("custom", 0.94, 0.55), ("mobilenet_v2", 2.55, 0.20), ("resnet50", 24.03, 2.55)]
+)
+def test_sizes_as_documented(arch, mparams, gflops):
+  """The README's models table and custom.py's docstring state these figures (128 px, forward)."""
+  n, g = _params_and_flops(arch, 128)
+  assert round(n / 1e6, 2) == mparams and round(g, 2) == gflops
+  if arch == "custom":
+    assert g <= 0.6
 
 
 @pytest.mark.parametrize("arch, size", [("custom", 64), ("mobilenet_v2", 64), ("resnet50", 64)])

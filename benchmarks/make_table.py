@@ -35,6 +35,11 @@ def _fmt(v, nd=1):
   return "–" if v is None else f"{v:.{nd}f}"
 
 
+def _spread(d: dict, key: str) -> str:
+  each = d.get(f"{key}_images_per_s_each")
+  return f"({min(each):.0f}–{max(each):.0f} over {len(each)} epochs)" if each else ""
+
+
 def _input_pipeline() -> list[str]:
   lines = []
   for path in sorted((HERE / "results").glob("input_pipeline*.json")):
@@ -42,13 +47,13 @@ def _input_pipeline() -> list[str]:
     dev = d["device"]
     lines.append(
       f"| {d['machine']['cpu_count']} cores | {d['dataset']} {d['split']} | {d['batch_size']} | {d['threads']}"
-      f" | {d['host_images_per_s']:.0f} | {d['full_images_per_s']:.0f} ({dev['count']}x {dev['kind']}) | {path.name} |"
+      f" | {d['host_images_per_s']:.0f} {_spread(d, 'host')} | {d['full_images_per_s']:.0f} {_spread(d, 'full')} | {path.name} |"
     )
   if not lines:
     return []
   return [
-    "### Input pipeline (images/s, one epoch)", "",
-    "| host | data | batch | threads | host pipeline | + on-device augmentation | file |",
+    "### Input pipeline (images/s over one epoch of subset5000 train)", "",
+    "| host | data | batch | threads | host pipeline (median) | + on-device augmentation (median) | file |",
     "| --- | --- | --- | --- | --- | --- | --- |", *lines, "",
   ]  # fmt: skip
 

@@ -44,7 +44,6 @@ def _input_pipeline() -> list[str]:
   lines = []
   for path in sorted((HERE / "results").glob("input_pipeline*.json")):
     d = json.loads(path.read_text())
-    dev = d["device"]
     lines.append(
       f"| {d['machine']['cpu_count']} cores | {d['dataset']} {d['split']} | {d['batch_size']} | {d['threads']}"
       f" | {d['host_images_per_s']:.0f} {_spread(d, 'host')} | {d['full_images_per_s']:.0f} {_spread(d, 'full')} | {path.name} |"

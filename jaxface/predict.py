@@ -17,6 +17,7 @@ import argparse
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import sys
@@ -178,27 +179,22 @@ def main(argv: list[str] | None = None) -> int:
   if writer:
     writer.writeheader()
   counts = {"ok": 0, "no_face": 0, "error": 0}
-  photos = {}
-
-  def stream():
-    for f in tqdm(files, desc="images", disable=None if len(files) > 20 else True, file=sys.stderr):
-      photo = load_photo(f)
-      if args.annotate and photo.image is not None:
-        photos[photo.file] = photo
-      yield photo
-
+  bar = tqdm(files, desc="images", disable=None if len(files) > 20 else True, file=sys.stderr)
+  # Records stream out as they come; annotated copies re-read their photo at the end, so a
+  # long run never holds every decoded photo in memory.
   by_file: dict[str, list[dict]] = {}
-  for rec in [*problems, *predictor.predict_many(stream())]:
+  for rec in itertools.chain(problems, predictor.predict_many(load_photo(f) for f in bar)):
     counts[rec["status"]] += 1
     if writer:
       writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in rec.items()})
     else:
       out.write(json.dumps(rec) + "\n")
-    if args.annotate and rec["status"] == "ok":
-      by_file.setdefault(rec["file"], []).append(rec)
-  if args.annotate:
-    for file, photo in photos.items():
-      annotate(photo, by_file.get(file, []), Path(args.annotate))
+    if args.annotate and rec["status"] != "error":  # every readable photo gets a copy, faces or not
+      faces_of = by_file.setdefault(rec["file"], [])
+      if rec["status"] == "ok":
+        faces_of.append(rec)
+  for file, recs in by_file.items():
+    annotate(load_photo(file), recs, Path(args.annotate))
   if args.out:
     out.close()
   print(

@@ -30,7 +30,13 @@ TORCHVISION_URLS = {
 }
 CACHE = Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+_DTYPES = {
+  "F32": np.float32,
+  "F16": np.float16,
+  "F64": np.float64,
+  "I64": np.int64,
+  "I32": np.int32,
+}  # BF16: widened below
 
 
 class WeightsError(ValueError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -26,6 +28,22 @@ PEAKS = {
   "TPU v5": (197e12, None),
   "TPU v4": (275e12, None),
 }
+
+
+def host() -> dict:
+  """The CPU a result came from: XLA's CPU kernels differ by instruction set, so "x86_64" is not enough."""
+  info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+  if hasattr(os, "sched_getaffinity"):
+    info["cores_usable"] = len(os.sched_getaffinity(0))
+  try:
+    text = Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return info
+  fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+  fields = {k.strip(): v.strip() for k, v in fields.items()}
+  info["cpu"] = fields.get("model name", info["cpu"])
+  info["isa"] = sorted(f for f in fields.get("flags", "").split() if f.startswith(("avx", "amx", "fma")))
+  return info
 
 
 def peak_flops(device_kind: str, dtype: str) -> float | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
 import sys
 import time
@@ -23,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import steps
+from jaxface import steps, xla_options
 
 
 def main() -> None:
@@ -41,12 +40,16 @@ def main() -> None:
   for arch in a.archs:
     cfg = config_lib.make(arch, image_size=a.image_size)
     mdef, params, rest = steps.init_model(cfg)
-    predict = jax.jit(steps.make_predict(mdef))
+    opts = xla_options.compiler_options(dev.platform)
+    predict = jax.jit(steps.make_predict(mdef), compiler_options=opts)
     for b in a.batch_sizes:
       x = jax.device_put(np.random.default_rng(0).integers(0, 256, (b, a.image_size, a.image_size, 3), np.uint8))
       run = lambda f=predict, p=params, r=rest, x=x: f(p, r, x)  # noqa: E731
       first, times = common.timed(run, a.steps, warmup=2, sync=jax.block_until_ready)
-      r = common.row("jax", arch, b, a.image_size, "float32", f"1x {dev.device_kind}", first, times, None, cores=cores)
+      r = common.row(
+        "jax", arch, b, a.image_size, "float32", f"1x {dev.device_kind}", first, times, None,
+        cores=cores, compiler_options=opts,
+      )  # fmt: skip
       r["latency_ms_median"] = r["step_ms_median"]
       print(
         f"{arch:13s} b{b:<4d} {r['images_per_s']:9.1f} img/s  latency {r['step_ms_median']:8.2f} ms  cores {cores}",
@@ -56,7 +59,7 @@ def main() -> None:
   meta = {
     "benchmark": "inference", "framework": "jax", "command": "python " + " ".join(map(shlex.quote, sys.argv)),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "platform": dev.platform,
-    "host": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "cores_usable": cores},
+    "host": common.host(),
     "jax": jax.__version__, "wall_s": round(time.perf_counter() - t0, 1),
   }  # fmt: skip
   common.write(a.name or f"inference_jax_{dev.platform}", rows, meta)

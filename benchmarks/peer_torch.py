@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
-import os
 import platform
 import shlex
 import sys
@@ -305,7 +304,7 @@ def main() -> None:
     "benchmark": f"{a.mode}_throughput" if a.mode == "train" else "inference", "framework": "torch",
     "command": "python " + " ".join(map(shlex.quote, sys.argv)), "torch": torch.__version__,
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "platform": dev.type,
-    "host": {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+    "host": common.host(),
     "wall_s": round(time.perf_counter() - t0, 1),
   }  # fmt: skip
   common.write(a.name or f"{a.mode}_torch_{dev.type}", rows, meta)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
-import platform
+import os
 import shlex
 import sys
 import time
@@ -25,10 +25,11 @@ import jax
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import sharding, steps
+from jaxface import sharding, steps, xla_options
 
 
-def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str) -> dict:
+def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface") -> dict:
+  """One row; ``compiler_options``: "jaxface" for the trainer's own (jaxface/xla_options.py), else a dict or None."""
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)
@@ -44,9 +45,12 @@ def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: s
     "gender": rng.integers(0, 2, batch),
   }
   batch_dev = sharding.global_batch(host, batch_sh)
+  if compiler_options == "jaxface":
+    compiler_options = xla_options.compiler_options(devs[0].platform)
   step = jax.jit(
-    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,)
-  )
+    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl),
+    donate_argnums=(0,), compiler_options=compiler_options,
+  )  # fmt: skip
   t = time.perf_counter()
   compiled = step.lower(state, batch_dev).compile()
   compile_s = time.perf_counter() - t
@@ -54,17 +58,21 @@ def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: s
   cost = cost[0] if isinstance(cost, list) else cost
   flops = float(cost.get("flops", 0.0)) * len(devs) if cost else None  # cost analysis is per device
 
-  holder = {"state": state}
+  holder = {"state": state, "sums": []}
 
   def one():
     holder["state"], sums = compiled(holder["state"], batch_dev)
+    holder["sums"].append(sums)  # read after timing: no host sync or extra op inside a step
     return sums
 
   first, times = common.timed(one, n_steps, warmup=1, sync=jax.block_until_ready)
   mem = devs[0].memory_stats() or {}
+  # The same batch every step: the mean loss of the first and last step checks numerics across settings.
+  losses = [float(s["loss"]) / float(s["n"]) for s in holder["sums"]]
   return common.row(
     "jax", arch, batch, size, dtype, f"{len(devs)}x {devs[0].device_kind}", first, times, flops,
-    compile_s=round(compile_s, 2), peak_mem_bytes=mem.get("peak_bytes_in_use"),
+    compile_s=round(compile_s, 2), peak_mem_bytes=mem.get("peak_bytes_in_use"), compiler_options=compiler_options,
+    loss_first=losses[0], loss_last=losses[-1],
   )  # fmt: skip
 
 
@@ -96,8 +104,8 @@ def main() -> None:
   meta = {
     "benchmark": "train_throughput", "command": "python " + " ".join(map(shlex.quote, sys.argv)),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "platform": dev.platform,
-    "host": {"cpu": platform.processor() or platform.machine(), "cpu_count": __import__("os").cpu_count()},
-    "jax": jax.__version__, "wall_s": round(time.perf_counter() - t0, 1),
+    "host": common.host(),
+    "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""), "wall_s": round(time.perf_counter() - t0, 1),
   }  # fmt: skip
   common.write(a.name or f"train_jax_{dev.platform}", rows, meta)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import sys
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxface import metrics, provenance, restore, steps
+from jaxface import metrics, provenance, restore, steps, xla_options
 from jaxface.data import pipeline, prepare
 from jaxface.data import source as source_lib
 
@@ -53,7 +54,7 @@ def make_predictor(mdef: steps.ModelDef, tta: str):
   """jit (params, rest, uint8 images) -> (predicted age, P(female)); 'flip' averages with the mirror."""
   predict = steps.make_predict(mdef)
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=xla_options.compiler_options(jax.default_backend()))
   def run(params, rest, images):
     out = predict(params, rest, images)
     age, p = out["age"], jax.nn.sigmoid(out["gender_logit"])

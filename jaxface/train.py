@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxface import checkpoint, losses, provenance, sharding, steps
+from jaxface import checkpoint, losses, provenance, sharding, steps, xla_options
 from jaxface import config as config_lib
 from jaxface.data import feature_cache, pipeline, prepare
 
@@ -69,6 +69,9 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   local_batch = sharding.check_batch_size(cfg.batch_size, mesh)
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   logging.info("Devices: %d x %s (%d processes)", len(devices), devices[0].device_kind, jax.process_count())
+  xla_opts = run["xla_compiler_options"] = xla_options.compiler_options(devices[0].platform)
+  if xla_opts:
+    logging.info("XLA compiler options: %s", xla_opts)
 
   # --- input -------------------------------------------------------------
   builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
@@ -84,7 +87,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
 
   train_fields, eval_fields = pipeline.TRAIN_FIELDS, pipeline.EVAL_FIELDS
   if cfg.freeze_until:  # a frozen prefix: its output, computed once, stands in for the images
-    prefix = jax.jit(steps.make_prefix(mdef, cfg.freeze_until))
+    prefix = jax.jit(steps.make_prefix(mdef, cfg.freeze_until), compiler_options=xla_opts)
     run_prefix = lambda images: prefix(state["params"], state["rest"], images)
     t = time.perf_counter()
     train_src = feature_cache.build(train_src, run_prefix, batch_size=cfg.batch_size, mirror=True, desc="caching train")
@@ -106,9 +109,12 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
 
   # --- steps -------------------------------------------------------------
   train_step = jax.jit(
-    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,)
+    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl),
+    donate_argnums=(0,), compiler_options=xla_opts,
+  )  # fmt: skip
+  eval_step = jax.jit(
+    steps.make_eval_step(mdef, cfg), in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts
   )
-  eval_step = jax.jit(steps.make_eval_step(mdef, cfg), in_shardings=(repl, batch_sh), out_shardings=repl)
 
   # --- checkpoint restore --------------------------------------------------
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints")

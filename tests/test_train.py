@@ -13,7 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxface import config as config_lib
-from jaxface import losses, train
+from jaxface import losses, train, xla_options
 
 TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 
@@ -70,6 +70,7 @@ def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
   assert config_lib.Config.load(tmp_path) == cfg
   run = json.loads((tmp_path / "run.json").read_text())
   assert run["device"]["platform"] == "cpu" and run["epochs_done"] == 2 and "git_commit" in run
+  assert run["xla_compiler_options"] == xla_options.compiler_options("cpu")  # what the steps were compiled with
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [6, 12]
   # A rerun with the same workdir finds the run complete and trains nothing more.
   train.train(cfg, tmp_path)

@@ -57,9 +57,36 @@ def _input_pipeline() -> list[str]:
   ]  # fmt: skip
 
 
+def _xla_cpu_flags(rows: list[tuple[dict, dict, str]]) -> list[str]:
+  lines = []
+  for m, r, f in rows:
+    if m.get("benchmark") != "xla_cpu_flags":
+      continue
+    where = f"{m['host']['cpu']} ({m['host']['cpu_count']} cores)"
+    if "error" in r:
+      lines.append(f"| {where} | {r['flag_set']} | {r['arch']} | failed (exit {r['exit_code']}) | – | – | {f} |")
+      continue
+    diff = r.get("loss_last_rel_diff")
+    lines.append(
+      f"| {where} | {r['flag_set']} | {r['arch']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('speedup_vs_default'), 2)}x"
+      f" | {'–' if diff is None else f'{100 * diff:.2f}%'} | {f} |"
+    )
+  if not lines:
+    return []
+  return [
+    "### XLA:CPU flags (jaxface train step, batch 32, 128 px, float32; XLA's defaults vs each flag set)", "",
+    "The flags of each set are in the result file. The last column compares the mean loss of the last timed",
+    "step (the same batch every step, after a few Adam updates) with the default's. Adam's first updates are",
+    "about ±lr per weight whatever a gradient's size, so rounding in tiny gradients moves it a little;",
+    "tests/test_xla_options.py checks that the gradients themselves agree.", "",
+    "| host | flag set | arch | img/s | vs default | last-step loss vs default | file |",
+    "| --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline()
+  lines = _input_pipeline() + _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

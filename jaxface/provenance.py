@@ -10,16 +10,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Result folders are written by the runs themselves: changes there do not make the code dirty.
+RESULT_PATHS = ("benchmarks/results", "experiments/results")
+
 
 def git_commit() -> str:
-  """HEAD's commit, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git."""
+  """HEAD's commit, with '+dirty' when tracked files outside the result folders differ; 'unknown' outside git."""
   here = Path(__file__).resolve().parent
   try:
     head = subprocess.run(
       ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
     ).stdout.strip()
     dirty = subprocess.run(
-      ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+      [
+        "git",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":/",
+        *(f":(top,exclude){p}" for p in RESULT_PATHS),
+      ],
+      cwd=here,
+      capture_output=True,
+      text=True,
     ).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return "unknown"

@@ -24,9 +24,10 @@ def test_cpu_only_and_the_users_xla_flags_win(monkeypatch):
   assert xla_options.compiler_options("cpu") is None
 
 
-def test_convolutions_leave_ynnpack_and_gradients_stay_the_same(monkeypatch):
+@pytest.mark.parametrize("arch", ["custom", "mobilenet_v2", "resnet50"])  # plain, depthwise and strided 1x1 convs
+def test_convolutions_leave_ynnpack_and_gradients_stay_the_same(monkeypatch, arch):
   monkeypatch.delenv("XLA_FLAGS", raising=False)
-  cfg = config_lib.make("custom", image_size=32, batch_size=4)
+  cfg = config_lib.make(arch, image_size=32, batch_size=4)
   mdef, params, rest = steps.init_model(cfg)
   rng = np.random.default_rng(0)
   x = rng.random((4, 32, 32, 3), np.float32)

@@ -3,12 +3,12 @@
   python benchmarks/xla_cpu_flags.py [--sets default eigen_conv ...] [--archs custom resnet50 mobilenet_v2]
       [--batch-size 32] [--image-size 128] [--steps 3] [--name train_jax_cpu_xla_flags]
 
-XLA reads XLA_FLAGS once, when the backend starts, so each flag set runs
-``train_throughput.bench`` in a process of its own, without jaxface's own
-per-function options (jaxface/xla_options.py), so "default" is XLA's default. Every row records its
-flag set, images/s, and the mean loss of the first and last step on the same
-batch: a set that changes the numbers beyond float noise is visible at once.
-All flags named here are ``xla_cpu_*``: none of them touches the GPU or TPU
+XLA reads XLA_FLAGS once, when the backend starts, so each flag set and arch
+runs ``train_throughput.bench`` in a process of its own, without jaxface's
+per-function options (jaxface/xla_options.py): "default" is XLA's default.
+Every row records its flag set, images/s, and the mean loss of the first and
+last step on the same batch, so a set that changes the numbers shows. All
+flags named here are ``xla_cpu_*``: none of them touches the GPU or TPU
 compilers. Writes benchmarks/results/<name>.json.
 """
 

@@ -14,30 +14,21 @@ from pathlib import Path
 RESULT_PATHS = ("benchmarks/results", "experiments/results")
 
 
-def git_commit() -> str:
-  """HEAD's commit, with '+dirty' when tracked files outside the result folders differ; 'unknown' outside git."""
-  here = Path(__file__).resolve().parent
+def git_commit(where: str | Path | None = None) -> str:
+  """HEAD's commit, with '+dirty' when tracked files outside the result folders differ; 'unknown' outside git.
+
+  ``where``: a folder in the checkout (default: this package's).
+  """
+  here = Path(where or Path(__file__).resolve().parent)
+  git = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, check=True).stdout
   try:
-    head = subprocess.run(
-      ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-      [
-        "git",
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        ":/",
-        *(f":(top,exclude){p}" for p in RESULT_PATHS),
-      ],
-      cwd=here,
-      capture_output=True,
-      text=True,
-    ).stdout.strip()
+    head = git("rev-parse", "HEAD").strip()
+    dirty = git(
+      "status", "--porcelain", "--untracked-files=no", "--", ":/", *(f":(top,exclude){p}" for p in RESULT_PATHS)
+    )
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
-  return head + ("+dirty" if dirty else "")
+  return head + ("+dirty" if dirty.strip() else "")
 
 
 def devices() -> dict:

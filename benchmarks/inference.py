@@ -22,7 +22,9 @@ import jax
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import steps, xla_options
+from jaxface import xla_options
+from jaxface.inference import InferenceModel, Restored
+from jaxface.training import steps
 
 
 def main() -> None:
@@ -39,12 +41,12 @@ def main() -> None:
   rows = []
   for arch in a.archs:
     cfg = config_lib.make(arch, image_size=a.image_size)
-    mdef, params, rest = steps.init_model(cfg)
+    mdef, params, batch_stats = steps.init_model(cfg)
     opts = xla_options.compiler_options(dev.platform)
-    predict = jax.jit(steps.make_predict(mdef), compiler_options=opts)
+    predict = InferenceModel(Restored(cfg, mdef.eval, params, batch_stats, 0))  # the path evaluate and predict take
     for b in a.batch_sizes:
       x = jax.device_put(np.random.default_rng(0).integers(0, 256, (b, a.image_size, a.image_size, 3), np.uint8))
-      run = lambda f=predict, p=params, r=rest, x=x: f(p, r, x)  # noqa: E731
+      run = lambda f=predict, x=x: f(x)  # noqa: E731
       first, times = common.timed(run, a.steps, warmup=2, sync=jax.block_until_ready)
       r = common.row(
         "jax", arch, b, a.image_size, "float32", f"1x {dev.device_kind}", first, times, None,

@@ -25,7 +25,8 @@ import jax
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import sharding, steps, xla_options
+from jaxface import sharding, xla_options
+from jaxface.training import steps
 
 
 def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface") -> dict:
@@ -33,11 +34,11 @@ def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: s
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)
-  sharding.check_batch_size(batch, mesh)
+  sharding.per_host_batch_size(batch, mesh)
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-  mdef, params, rest = steps.init_model(cfg)
+  mdef, params, batch_stats = steps.init_model(cfg)
   tx = steps.make_optimizer(cfg, 100)
-  state = jax.device_put(steps.init_state(params, rest, tx, 0), repl)
+  state = jax.device_put(steps.init_state(params, batch_stats, tx, 0), repl)
   rng = np.random.default_rng(0)
   host = {
     "image": rng.integers(0, 256, (batch, size, size, 3), np.uint8),

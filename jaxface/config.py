@@ -1,50 +1,74 @@
-"""Training configs as plain data, and the presets that fill them.
+"""Training configs as plain data, the presets that fill them, and the command-line flags made from them.
 
 ``classic`` is the classic recipe: batch 64, 50 epochs, 128x128 input, Adam
 1e-3, loss 0.1 * MSE(age) + 1.0 * BCE(gender), augmentation. ``cpu`` is sized
 for a 2-core laptop: each of ``custom`` and ``mobilenet_v2`` trains on
 subset5000 in well under 45 minutes (see README "Presets" for what it
 changes and why). Explicit flags override the preset.
+
+Every field of ``Config`` is a flag of ``python -m jaxface.train`` (``--image-size``
+for ``image_size``); the choice lists come from the modules that own them.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
+
+from jaxface import sharding
+from jaxface.data.utk_face import DATASETS
+from jaxface.models import ARCHS, DTYPES
+from jaxface.training.optimizer import LR_SCHEDULES
+
+
+def _field(default, help: str, **flag):
+  return dataclasses.field(default=default, metadata={"help": help, **flag})
 
 
 @dataclasses.dataclass
 class Config:
-  arch: str = "custom"
-  preset: str = "classic"
+  arch: str = _field("custom", "model architecture", choices=ARCHS)
+  preset: str = _field("classic", "recipe whose values fill the fields not given (see README, Presets)")
   # data
-  data: str | None = None  # UTKFace.tar.gz or folder; None: $JAXFACE_DATA or TFDS's manual folder
-  dataset: str = "subset5000"  # utk_face config: subset5000 | full
-  tfds_dir: str | None = None
-  image_size: int = 128
-  augment: bool = True
+  data: str | None = _field(
+    None, "UTKFace.tar.gz or the UTKFace/ folder (default: $JAXFACE_DATA, then TFDS's manual folder)"
+  )
+  dataset: str = _field("subset5000", "utk_face config (alias: --config)", choices=DATASETS, aliases=("--config",))
+  tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")
+  augment: bool = _field(True, "random flip, translation, brightness and contrast, on the device")
   # model
-  pretrained: str | None = None  # converted DIR, or a torchvision .safetensors/.pth
-  hidden: tuple[int, ...] = (128,)
-  dropout: float = 0.3
-  widths: dict | None = None  # custom only: {"trunk": [..3], "branch": [..3]}
-  dtype: str = "float32"  # compute dtype; parameters stay float32
-  # mobilenet_v2 only: freeze backbone layers features[:freeze_until] (eval mode), compute their
-  # output once per image and its mirror, and train the rest on that cache (0: train everything).
-  freeze_until: int = 0
+  pretrained: str | None = _field(None, "converted DIR (python -m jaxface.convert) or a torchvision .safetensors/.pth")
+  hidden: tuple[int, ...] = _field((128,), "hidden widths of each head's dense layers")
+  dropout: float = _field(0.3, "dropout after each hidden layer of the heads")
+  widths: dict | None = _field(None, 'custom only, as JSON: {"trunk": [3 ints], "branch": [3 ints]}')
+  dtype: str = _field("float32", "compute dtype; parameters stay float32", choices=DTYPES)
+  freeze_until: int = _field(
+    0,
+    "mobilenet_v2: freeze backbone layers [0, N), cache their output for each image and its mirror, train the rest on it (0: train all)",
+  )
   # optimisation
-  epochs: int = 50
-  batch_size: int = 64
-  lr: float = 1e-3
-  lr_schedule: str = "constant"  # constant | cosine (to 0 over the run, after warmup)
-  warmup_epochs: float = 0.0
-  age_loss_weight: float = 0.1
-  gender_loss_weight: float = 1.0
+  epochs: int = _field(50, "epochs to train (may change on resume, within the LR schedule's horizon)")
+  lr_horizon_epochs: int | None = _field(
+    None,
+    "length of the LR schedule in epochs (default: --epochs); fixed when a run starts, so resuming with other --epochs never makes the LR jump",
+  )
+  batch_size: int = _field(64, "global batch size, split over every device")
+  lr: float = _field(1e-3, "peak learning rate (Adam)")
+  lr_schedule: str = _field(
+    "constant", "constant, or cosine to 0 at the horizon, after the warm-up", choices=LR_SCHEDULES
+  )
+  warmup_epochs: float = _field(0.0, "linear warm-up from 0, in epochs")
+  age_loss_weight: float = _field(0.1, "weight of MSE(age in years) in the loss")
+  gender_loss_weight: float = _field(1.0, "weight of BCE(gender logit) in the loss")
   # running
-  devices: str = "auto"  # auto | cpu | gpu | tpu
-  seed: int = 0
-  log_every: int = 10  # steps between host syncs (progress bar, NaN check)
+  devices: str = _field("auto", "platform whose devices form the data mesh", choices=sharding.PLATFORMS)
+  seed: int = _field(0, "seeds the initialisation, data order, augmentation and dropout")
+  log_every: int = _field(10, "steps between host syncs (progress bar, non-finite loss check)")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -61,7 +85,18 @@ class Config:
 
   @classmethod
   def load(cls, workdir: str | Path) -> Config:
-    return cls.from_dict(json.loads((Path(workdir) / "config.json").read_text()))
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+      raise FileNotFoundError(f"{workdir}: no config.json; is this a jaxface training workdir?")
+    try:
+      return cls.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"{path}: not a jaxface config ({e})") from None
+
+  @property
+  def horizon_epochs(self) -> int:
+    """Epochs over which the LR schedule runs."""
+    return self.lr_horizon_epochs or self.epochs
 
 
 # Fields that may differ when a run is resumed (a run can be extended or moved).
@@ -89,3 +124,45 @@ def make(arch: str, preset: str = "classic", **overrides) -> Config:
   values = {**p.get("*", {}), **p.get(arch, {})}
   values.update({k: v for k, v in overrides.items() if v is not None})
   return Config.from_dict({"arch": arch, "preset": preset, **values})
+
+
+def _json_object(text: str) -> dict:
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise argparse.ArgumentTypeError(f"not JSON ({e}): {text!r}") from None
+  if not isinstance(value, dict):
+    raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+  return value
+
+
+def _flag_type(field: dataclasses.Field) -> dict:
+  """argparse keywords for a field, from its annotation."""
+  hint = typing.get_type_hints(Config)[field.name]
+  args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+  kind = args[0]
+  if kind is bool:
+    return {"action": argparse.BooleanOptionalAction}
+  if typing.get_origin(kind) is tuple:
+    return {"type": int, "nargs": "+", "metavar": "N"}
+  if kind is dict:
+    return {"type": _json_object, "metavar": "JSON"}
+  return {"type": kind}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+  """One flag per Config field, default None (not given), so that the preset fills what is not given."""
+  for f in dataclasses.fields(Config):
+    meta = dict(f.metadata)
+    names = [f"--{f.name.replace('_', '-')}", *meta.pop("aliases", ())]
+    if f.name == "preset":
+      meta["choices"] = sorted(PRESETS)
+    if "default" not in meta["help"]:
+      by_preset = "" if f.name in ("arch", "preset") else ", or the preset's"
+      meta["help"] += f" (default: {f.default}{by_preset})"
+    parser.add_argument(*names, dest=f.name, default=None, **_flag_type(f), **meta)
+
+
+def from_flags(args: argparse.Namespace) -> Config:
+  values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
+  return make(values.pop("arch") or Config.arch, values.pop("preset") or Config.preset, **values)

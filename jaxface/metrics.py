@@ -1,4 +1,10 @@
-"""Evaluation metrics from per-example predictions: overall, and per age band, race and gender."""
+"""The metric schema, defined once: what is measured per example, how sums become metrics, and the key names.
+
+Training (running sums on the device, step by step) and evaluation (per-example
+predictions) both reduce through ``per_example``, ``sums`` and ``from_sums``,
+so a validation figure in history.json and the same figure from ``evaluate``
+are one computation. The operators work on numpy and JAX arrays alike.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,53 @@ from jaxface.data import labels as labels_lib
 
 CS_YEARS = 5  # cumulative score: share of faces with |error| <= 5 years
 
+# Key names of history.json ("<split>_<metric>"), eval_<split>.json and the checkpoints' metrics.
+AGE_MAE, AGE_RMSE, CS5, GENDER_ACC, LOSS = "age_mae", "age_rmse", "cs5", "gender_acc", "loss"
+TRAIN, VAL = "train", "val"
+BEST_METRIC = f"{VAL}_{AGE_MAE}"  # the checkpoint kept and restored as "best" has the lowest
 
-def summary(age: np.ndarray, pred_age: np.ndarray, gender: np.ndarray, p_female: np.ndarray) -> dict:
-  """n, age MAE / RMSE (years), CS(5), gender accuracy (P(female) > 0.5 means female)."""
-  n = len(age)
-  if n == 0:
-    return {"n": 0, "age_mae": None, "age_rmse": None, "cs5": None, "gender_acc": None}
-  err = np.asarray(pred_age, np.float64) - np.asarray(age, np.float64)
-  return {
-    "n": int(n),
-    "age_mae": float(np.mean(np.abs(err))),
-    "age_rmse": float(np.sqrt(np.mean(err**2))),
-    "cs5": float(np.mean(np.abs(err) <= CS_YEARS)),
-    "gender_acc": float(np.mean((np.asarray(p_female) > 0.5) == (np.asarray(gender) == 1))),
+
+def per_example(pred_age, age, pred_female, female) -> dict:
+  """Absolute and squared age errors (years), within CS(5), gender correct: one value per example."""
+  err = pred_age - age
+  ae = abs(err)
+  return {"ae": ae, "se": err * err, "cs": (ae <= CS_YEARS) * 1.0, "correct": (pred_female == female) * 1.0}
+
+
+def sums(values: dict, weight) -> dict:
+  """Weighted sums of per-example values (weight 0 masks padding), and the count ``n``."""
+  return {k: (weight * v).sum() for k, v in values.items()} | {"n": weight.sum()}
+
+
+def from_sums(s: dict) -> dict[str, float]:
+  """Means from sums: age MAE/RMSE/MSE (years), CS(5), gender accuracy; the loss and BCE where summed."""
+  n = max(float(s["n"]), 1.0)
+  out = {
+    AGE_MAE: float(s["ae"]) / n,
+    AGE_RMSE: (float(s["se"]) / n) ** 0.5,
+    "age_mse": float(s["se"]) / n,
+    CS5: float(s["cs"]) / n,
+    GENDER_ACC: float(s["correct"]) / n,
   }
+  if LOSS in s:
+    out |= {LOSS: float(s[LOSS]) / n, "gender_bce": float(s["bce"]) / n}
+  return out | {"n": int(round(float(s["n"])))}
+
+
+def prefixed(split: str, metrics: dict) -> dict:
+  """history.json's keys: ``train_age_mae``, ``val_loss``, ... (the count ``n`` left out)."""
+  return {f"{split}_{k}": v for k, v in metrics.items() if k != "n"}
+
+
+def summary(age, pred_age, gender, p_female) -> dict:
+  """n, age MAE / RMSE (years), CS(5), gender accuracy (P(female) > 0.5 means female)."""
+  if len(age) == 0:
+    return {"n": 0, AGE_MAE: None, AGE_RMSE: None, CS5: None, GENDER_ACC: None}
+  pe = per_example(
+    np.asarray(pred_age, np.float64), np.asarray(age, np.float64), np.asarray(p_female) > 0.5, np.asarray(gender) == 1
+  )
+  m = from_sums(sums(pe, np.ones(len(age))))
+  return {k: m[k] for k in ("n", AGE_MAE, AGE_RMSE, CS5, GENDER_ACC)}
 
 
 def report(age, pred_age, gender, p_female, race) -> dict:

@@ -7,6 +7,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+PLATFORMS = ("auto", "cpu", "gpu", "tpu")
+
 
 def select_devices(which: str = "auto") -> list:
   """Every device of one platform: the default one for 'auto', else 'cpu' | 'gpu' | 'tpu'."""
@@ -30,7 +32,7 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
-def check_batch_size(global_batch: int, mesh: Mesh) -> int:
+def per_host_batch_size(global_batch: int, mesh: Mesh) -> int:
   """This host's share of the global batch; a clear error when it does not divide."""
   n_dev, n_proc = mesh.devices.size, jax.process_count()
   if global_batch % n_dev:
@@ -45,3 +47,11 @@ def global_batch(local: dict, sharding: NamedSharding) -> dict:
     for k, v in local.items()
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf"
   }
+
+
+def barrier(name: str) -> None:
+  """Every process waits here for the others (a no-op in a single process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)

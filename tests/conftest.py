@@ -61,12 +61,12 @@ TINY_WIDTHS = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 def trained(tmp_path_factory, fake_archive):
   """A tiny custom CNN trained 2 epochs on the fake archive's full config (32 px)."""
   from jaxface import config as config_lib
-  from jaxface import train
+  from jaxface.training import trainer
 
   wd = tmp_path_factory.mktemp("trained")
   cfg = config_lib.make(
     "custom", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tmp_path_factory.mktemp("tfds_trained")),
     image_size=32, batch_size=8, epochs=2, widths=TINY_WIDTHS, hidden=(16,),
   )  # fmt: skip
-  train.train(cfg, wd)
+  trainer.train(cfg, wd)
   return wd

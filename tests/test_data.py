@@ -186,3 +186,23 @@ def test_data_cli_prints_summary_and_never_imports_tensorflow(tmp_path, fake_arc
   assert out2.returncode == 0 and "Preparing" not in out2.stderr
   assert {k: v for k, v in again.items() if k != "run"} == {k: v for k, v in summary.items() if k != "run"}
   assert summary["run"]["git_commit"] and summary["run"]["date"] and summary["run"]["wall_s"] >= 0
+
+
+def test_preparing_the_same_dataset_at_once_is_safe(tmp_path, fake_archive):
+  """Two processes prepare one dataset together: one builds, the other waits for the lock and reuses it."""
+  code = "import sys; from jaxface.data import prepare; b = prepare.prepare(sys.argv[1], 'full', 24, sys.argv[2]); print(len(b.as_data_source('train')))"
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", code, str(fake_archive[0]), str(tmp_path)],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for _ in range(2)
+  ]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs, strict=True):
+    assert p.returncode == 0, err[-2000:]
+  sizes = [out.strip().splitlines()[-1] for out, _ in outs]
+  assert sizes[0] == sizes[1] and int(sizes[0]) > 0
+  assert sum("Downloading and preparing dataset" in out for out, _ in outs) == 1  # TFDS built it once

@@ -6,8 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from jaxface import evaluate, losses, metrics, plot
+from jaxface import evaluate as evaluate_cli
+from jaxface import figures, metrics
 from jaxface.data import pipeline
+from jaxface.inference import evaluation, restore
+from jaxface.training import losses
 
 
 def test_summary_by_hand():
@@ -47,7 +50,7 @@ def test_padded_final_batch_counts_each_example_once():
     out = {"age": np.array([pred_age[f] for f in batch["file_name"]]), "gender_logit": np.full(3, 1.0)}
     _, sums = losses.joint(out, batch, 0.1, 1.0, mask=batch["mask"])
     total = sums if total is None else {k: total[k] + sums[k] for k in sums}
-  got = losses.finalize(total)
+  got = metrics.from_sums(total)
   want = metrics.summary(
     np.array([s["age"] for s in src]),
     np.array(list(pred_age.values())),
@@ -59,7 +62,7 @@ def test_padded_final_batch_counts_each_example_once():
 
 
 def test_evaluate_matches_training_validation(trained):
-  r = evaluate.evaluate(trained, "validation", checkpoint="last")
+  r = evaluation.evaluate(trained, "validation", checkpoint="last")
   last = json.loads((trained / "history.json").read_text())[-1]
   assert r["n"] == 7 and r["step"] == last["step"]
   assert r["age_mae"] == pytest.approx(last["val_age_mae"], rel=1e-4)
@@ -73,23 +76,46 @@ def test_evaluate_matches_training_validation(trained):
 
 def test_evaluate_split_all_and_tta(trained, fake_archive):
   _, expect = fake_archive
-  r = evaluate.evaluate(trained, "all", tta="flip", data=str(fake_archive[0]))
+  r = evaluation.evaluate(trained, "all", tta="flip", data=str(fake_archive[0]))
   # every usable file: duplicates included, skipped files reported
   assert r["n"] == expect["usable"] + 3
   assert {s["file_name"] for s in r["skipped"]} == expect["skipped"]
   with pytest.raises(ValueError, match="has no 'nope' split"):
-    evaluate.load_split(evaluate.restore.load(trained), "nope", None)
+    evaluation.load_split(restore.load(trained), "nope", None)
 
 
 def test_evaluate_cli_errors(tmp_path, capsys):
-  assert evaluate.main(["--workdir", str(tmp_path)]) == 1
+  assert evaluate_cli.main(["--workdir", str(tmp_path)]) == 1
   assert "config.json" in capsys.readouterr().err
 
 
-def test_plot_makes_every_figure(trained, tmp_path):
-  evaluate.evaluate(trained, "validation")
-  made = plot.plot([trained, trained], tmp_path)
-  assert sorted(p.name for p in made) == sorted(
-    ["training_curves.png", "final_metrics.png", "age_scatter.png", "mae_per_age_band.png", "gender_confusion.png"]
+def test_plot_draws_what_the_files_hold(trained, tmp_path, monkeypatch):
+  """Each figure shows the numbers of history.json, eval_<split>.json and predictions_<split>.csv."""
+  ev = evaluation.evaluate(trained, "validation")
+  history = json.loads((trained / "history.json").read_text())
+  drawn = {}
+  real_save = figures._save
+  monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and real_save(fig, path))
+  made = figures.plot([trained], tmp_path)
+  assert (
+    sorted(p.name for p in made)
+    == sorted(drawn)
+    == sorted(
+      ["training_curves.png", "final_metrics.png", "age_scatter.png", "mae_per_age_band.png", "gender_confusion.png"]
+    )
   )
   assert all(p.stat().st_size > 10_000 for p in made)
+  curves = drawn["training_curves.png"].axes
+  for ax, key in zip(curves, ("loss", "age_mae", "gender_acc"), strict=True):
+    train_line, val_line = ax.lines[:2]  # the first run's train and validation curves
+    np.testing.assert_allclose(train_line.get_ydata(), [h[f"train_{key}"] for h in history])
+    np.testing.assert_allclose(val_line.get_ydata(), [h[f"val_{key}"] for h in history])
+  bars = drawn["final_metrics.png"].axes
+  for ax, key in zip(bars, ("age_mae", "cs5", "gender_acc"), strict=True):
+    assert [p.get_height() for p in ax.patches] == pytest.approx([ev[key]])
+  scatter = drawn["age_scatter.png"].axes[0].collections[0].get_offsets()
+  with open(trained / "predictions_validation.csv") as f:
+    rows = list(csv.DictReader(f))
+  np.testing.assert_allclose(np.asarray(scatter), [[float(r["age"]), float(r["pred_age"])] for r in rows], rtol=1e-6)
+  texts = [t.get_text() for t in drawn["gender_confusion.png"].axes[0].texts]
+  assert [int(t.split()[0]) for t in texts] == [v for row in ev["gender_confusion"] for v in row]

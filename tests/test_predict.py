@@ -11,7 +11,8 @@ from PIL import Image
 
 skdata = pytest.importorskip("skimage.data")
 
-from jaxface import Predictor, evaluate, predict  # noqa: E402
+from jaxface import Predictor, faces, predict  # noqa: E402
+from jaxface.inference import evaluation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_cli_jsonl_csv_annotate_and_failures(trained, photos, tmp_path, capsys):
 
 def test_no_detect_equals_evaluate(trained, fake_archive, tmp_path):
   """Validation faces through predict --no-detect give evaluate's predictions for the same files."""
-  evaluate.evaluate(trained, "validation")
+  evaluation.evaluate(trained, "validation")
   with open(trained / "predictions_validation.csv") as f:
     want = {r["file_name"]: r for r in csv.DictReader(f)}
   with tarfile.open(fake_archive[0]) as tar:
@@ -98,7 +99,7 @@ def test_no_detect_equals_evaluate(trained, fake_archive, tmp_path):
       if name in want:
         (tmp_path / name).write_bytes(tar.extractfile(m).read())
   p = Predictor.from_workdir(trained, batch_size=4, detect=False)
-  got = list(p.predict_many(predict.load_photo(tmp_path / n) for n in want))
+  got = list(p.predict_many(faces.load_photo(tmp_path / n) for n in want))
   assert len(got) == len(want) == 7
   for r in got:
     w = want[r["file"].rsplit("/", 1)[1]]

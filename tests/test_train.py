@@ -1,5 +1,6 @@
 """The trainer end to end on the tiny generated archive ("runlocal")."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxface import config as config_lib
-from jaxface import losses, train, xla_options
+from jaxface import train as train_cli
+from jaxface import xla_options
+from jaxface.training import losses, trainer
 
 TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 
@@ -50,7 +53,7 @@ def restored_params(workdir: Path, step: int):
 
 def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
   cfg = tiny_cfg(fake_archive[0], tfds_dir)
-  last = train.train(cfg, tmp_path)
+  last = trainer.train(cfg, tmp_path)
   history = json.loads((tmp_path / "history.json").read_text())
   assert [h["epoch"] for h in history] == [1, 2] and [h["step"] for h in history] == [6, 12]
   for key in (
@@ -67,29 +70,29 @@ def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
   ):
     assert all(np.isfinite(h[key]) for h in history), key
   assert last == history[-1]
-  assert config_lib.Config.load(tmp_path) == cfg
+  assert config_lib.Config.load(tmp_path) == dataclasses.replace(cfg, lr_horizon_epochs=2)  # the horizon, recorded
   run = json.loads((tmp_path / "run.json").read_text())
   assert run["device"]["platform"] == "cpu" and run["epochs_done"] == 2 and "git_commit" in run
   assert run["xla_compiler_options"] == xla_options.compiler_options("cpu")  # what the steps were compiled with
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [6, 12]
   # A rerun with the same workdir finds the run complete and trains nothing more.
-  train.train(cfg, tmp_path)
+  trainer.train(cfg, tmp_path)
   assert json.loads((tmp_path / "history.json").read_text()) == history
 
 
 def test_training_learns(tmp_path, fake_archive, tfds_dir):
   """On the tiny set, 8 epochs must cut the training loss well below its first epoch."""
   cfg = tiny_cfg(fake_archive[0], tfds_dir, epochs=8, lr=1e-2, augment=False, dropout=0.0)
-  train.train(cfg, tmp_path)
+  trainer.train(cfg, tmp_path)
   h = json.loads((tmp_path / "history.json").read_text())
   assert h[-1]["train_loss"] < 0.7 * h[0]["train_loss"]
 
 
 def test_resume_equals_straight_run(tmp_path, fake_archive, tfds_dir):
   straight = tiny_cfg(fake_archive[0], tfds_dir, epochs=4)
-  train.train(straight, tmp_path / "straight")
-  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path / "resumed")
-  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=4), tmp_path / "resumed")
+  trainer.train(straight, tmp_path / "straight")
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path / "resumed")
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=4), tmp_path / "resumed")
   a, b = restored_params(tmp_path / "straight", 24), restored_params(tmp_path / "resumed", 24)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
   ha = json.loads((tmp_path / "straight" / "history.json").read_text())
@@ -98,7 +101,7 @@ def test_resume_equals_straight_run(tmp_path, fake_archive, tfds_dir):
 
 
 def test_keeps_last_two_and_best(tmp_path, fake_archive, tfds_dir):
-  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=5), tmp_path)
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=5), tmp_path)
   h = json.loads((tmp_path / "history.json").read_text())
   best = min(h, key=lambda e: e["val_age_mae"])["step"]
   kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
@@ -106,17 +109,17 @@ def test_keeps_last_two_and_best(tmp_path, fake_archive, tfds_dir):
 
 
 def test_other_config_in_workdir_is_refused(tmp_path, fake_archive, tfds_dir):
-  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
   with pytest.raises(ValueError, match="another config.*lr"):
-    train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, lr=0.5), tmp_path)
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, lr=0.5), tmp_path)
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, fake_archive, tfds_dir, monkeypatch):
-  train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
   real = losses.joint
   monkeypatch.setattr(losses, "joint", lambda *a, **k: (lambda loss, s: (loss * jnp.nan, s))(*real(*a, **k)))
-  with pytest.raises(train.NonFiniteLossError, match="not finite at step 6 .*last good checkpoint is step 6"):
-    train.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+  with pytest.raises(trainer.NonFiniteLossError, match="not finite at step 6 .*last good checkpoint is step 6"):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
   assert len(json.loads((tmp_path / "history.json").read_text())) == 1
   assert restored_params(tmp_path, 6) is not None
 
@@ -125,10 +128,8 @@ def _run_devices(n: int, workdir: Path, archive, tfds_dir, batch: int = 8) -> su
   env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
   args = ["--arch", "custom", "--data", str(archive), "--config", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
           "--batch-size", str(batch), "--epochs", "1", "--workdir", str(workdir), "--devices", "cpu"]  # fmt: skip
-  code = f"import sys; from jaxface import train, config; config.PRESETS['tiny'] = {{'*': dict(widths={TINY!r}, hidden=(16,))}}; sys.exit(train.main(sys.argv[1:]))"
-  return subprocess.run(
-    [sys.executable, "-c", code, *args, "--preset", "tiny"], env=env, capture_output=True, text=True
-  )
+  args += ["--widths", json.dumps(TINY), "--hidden", "16"]
+  return subprocess.run([sys.executable, "-m", "jaxface.train", *args], env=env, capture_output=True, text=True)
 
 
 def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir):
@@ -162,13 +163,13 @@ def test_presets_fill_and_flags_win():
 
 def test_frozen_prefix_cache_trains_only_the_rest(tmp_path, fake_archive, tfds_dir):
   """mobilenet_v2 with layers 0-13 frozen and cached: they stay as loaded, layers 14+ and heads learn."""
-  from jaxface import steps
+  from jaxface.training import steps
 
   cfg = config_lib.make(
     "mobilenet_v2", "classic", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
     batch_size=8, epochs=2, freeze_until=14, hidden=(16,), log_every=3,
   )  # fmt: skip
-  train.train(cfg, tmp_path)
+  trainer.train(cfg, tmp_path)
   _, init, _ = steps.init_model(cfg)
   init = {k: np.asarray(v) for k, v in nnx_flat(init)}
   after = {k: np.asarray(v) for k, v in nnx_flat(restored_params(tmp_path, 12))}
@@ -197,12 +198,55 @@ def test_resnet50_short_run_on_cpu(tmp_path, fake_archive, tfds_dir):
     "resnet50", "cpu", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
     batch_size=8, epochs=1, hidden=(16,), log_every=3,
   )  # fmt: skip
-  last = train.train(cfg, tmp_path)
+  last = trainer.train(cfg, tmp_path)
   assert last["step"] == 6 and np.isfinite(last["train_loss"]) and np.isfinite(last["val_age_mae"])
 
 
 def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
   monkeypatch.delenv("JAXFACE_DATA", raising=False)
-  rc = train.main(["--arch", "custom", "--workdir", str(tmp_path / "w"), "--tfds-dir", str(tmp_path / "empty")])
+  rc = train_cli.main(["--arch", "custom", "--workdir", str(tmp_path / "w"), "--tfds-dir", str(tmp_path / "empty")])
   err = capsys.readouterr().err
   assert rc == 1 and "UTKFace.tar.gz" in err and "JAXFACE_DATA" in err
+
+
+def test_cosine_horizon_is_fixed_when_a_run_starts(tmp_path, fake_archive, tfds_dir):
+  """Resuming never moves the LR schedule: a planned run stopped and extended equals the straight run."""
+  cos = dict(lr_schedule="cosine", warmup_epochs=1)
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=4, **cos), tmp_path / "straight")
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2, lr_horizon_epochs=4, **cos), tmp_path / "resumed")
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=4, **cos), tmp_path / "resumed")  # horizon kept: 4
+  ha = json.loads((tmp_path / "straight" / "history.json").read_text())
+  hb = json.loads((tmp_path / "resumed" / "history.json").read_text())
+  assert [h["lr"] for h in hb] == pytest.approx([h["lr"] for h in ha], rel=1e-6)
+  assert ha[-1]["lr"] < 1e-2 * max(h["lr"] for h in ha)  # decayed to ~0 at the horizon
+  a, b = restored_params(tmp_path / "straight", 24), restored_params(tmp_path / "resumed", 24)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
+  assert config_lib.Config.load(tmp_path / "resumed").lr_horizon_epochs == 4
+  # A finished cosine run cannot be extended past its horizon: its LR would jump back up from 0.
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2, **cos), tmp_path / "short")
+  with pytest.raises(ValueError, match="past the cosine schedule's horizon of 2 epochs"):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3, **cos), tmp_path / "short")
+
+
+def test_validation_sums_on_the_device_and_syncs_once(trained, monkeypatch):
+  """evaluate_split adds each batch's sums on the device: one device_get for the whole split, no implicit sync."""
+  from jaxface import sharding
+  from jaxface.data import prepare
+  from jaxface.inference import restore
+  from jaxface.training import steps
+
+  cfg = config_lib.Config.load(trained)
+  r = restore.load(trained, "last")
+  mdef = steps.ModelDef(r.graphdef, r.graphdef, steps.image_inputs(False))
+  mesh = sharding.data_mesh(jax.devices())
+  eval_step = jax.jit(steps.make_eval_step(mdef, cfg))
+  state = {"params": r.params, "batch_stats": r.batch_stats}
+  val = prepare.prepare(None, cfg.dataset, cfg.image_size, cfg.tfds_dir).as_data_source("validation")
+  calls = []
+  real = jax.device_get
+  monkeypatch.setattr(jax, "device_get", lambda x: calls.append(1) or real(x))
+  with jax.transfer_guard_device_to_host("disallow"):
+    m = trainer.evaluate_split(eval_step, state, val, 4, sharding.batch_sharded(mesh))  # 7 examples: 2 batches
+  assert len(calls) == 1 and m["n"] == 7
+  last = json.loads((trained / "history.json").read_text())[-1]
+  assert m["age_mae"] == pytest.approx(last["val_age_mae"], rel=1e-5)

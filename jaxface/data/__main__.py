@@ -1,4 +1,4 @@
-"""python -m jaxface.data --data PATH --config subset5000|full
+"""python -m jaxface.data --data PATH --dataset subset5000|full
 
 Prepares the utk_face dataset (once; later calls reuse it) and prints one JSON
 object: examples, gender and age-band counts per split, duplicate groups and
@@ -16,6 +16,7 @@ import time
 
 from jaxface import provenance
 from jaxface.data import prepare, source
+from jaxface.data.utk_face import DATASETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument(
     "--data", help=f"UTKFace.tar.gz or the UTKFace/ folder (default: ${source.ENV_VAR}, then TFDS's manual folder)"
   )
-  p.add_argument("--config", default="subset5000", choices=["subset5000", "full"])
+  p.add_argument("--dataset", "--config", default="subset5000", choices=DATASETS, help="utk_face config")
   p.add_argument("--image-size", type=int, default=128, help="stored resolution, pixels square (default 128)")
   p.add_argument("--tfds-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--rebuild", action="store_true", help="build again even if prepared")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
   run = provenance.record(device=False)
   try:
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is the JSON alone
-      b = prepare.prepare(args.data, args.config, args.image_size, args.tfds_dir, rebuild=args.rebuild)
+      b = prepare.prepare(args.data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild)
   except source.DataNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

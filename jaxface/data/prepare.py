@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -58,22 +60,17 @@ def prepare(
   tfds_dir: str | os.PathLike | None = None,
   rebuild: bool = False,
 ) -> Builder:
-  """Builds the dataset if it is not built yet (or ``rebuild``); returns its builder."""
+  """Builds the dataset if it is not built yet (or ``rebuild``); returns its builder.
+
+  Safe when several processes prepare the same dataset at once: they take a
+  file lock in turn, and those that find it built by then reuse it.
+  """
   b = builder(config, image_size, tfds_dir)
   if rebuild or not b.is_prepared():
-    path = _manual_source(b, data)
-    logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
-    b = builder(config, image_size, tfds_dir, source=path)
-    mode = (
-      tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
-      if rebuild
-      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-    )
-    b.download_and_prepare(
-      file_format="array_record",
-      download_config=tfds.download.DownloadConfig(download_mode=mode),
-    )
-    b = builder(config, image_size, tfds_dir)  # reload: info.metadata as written
+    with _lock(b):
+      b = builder(config, image_size, tfds_dir)
+      if rebuild or not b.is_prepared():
+        b = _build(b, data, config, image_size, tfds_dir, rebuild)
   elif data is not None:
     built_from, asked = b.info.metadata.get("source"), str(source_lib.locate(data).resolve())
     if built_from and built_from != asked:
@@ -84,6 +81,34 @@ def prepare(
         asked,
       )
   return b
+
+
+@contextlib.contextmanager
+def _lock(b: Builder):
+  """An exclusive lock per dataset config and version, held while it is built."""
+  path = Path(b.data_dir).parent / f".{b.version}.prepare.lock"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.info("Waiting for another process preparing utk_face/%s (%s)", b.builder_config.name, path)
+      fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(b: Builder, data, config: str, image_size: int, tfds_dir, rebuild: bool) -> Builder:
+  path = _manual_source(b, data)
+  logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
+  b = builder(config, image_size, tfds_dir, source=path)
+  mode = (
+    tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if rebuild else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  )
+  b.download_and_prepare(file_format="array_record", download_config=tfds.download.DownloadConfig(download_mode=mode))
+  return builder(config, image_size, tfds_dir)  # reload: info.metadata as written
 
 
 def summary(b: Builder) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxface.models.custom import CustomCNN
@@ -14,6 +15,7 @@ from jaxface.models.resnet import ResNet50
 __all__ = [
   "ARCHS",
   "BACKBONES",
+  "DTYPES",
   "CustomCNN",
   "MobileNetV2",
   "PretrainedNet",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 ARCHS = ("custom", "resnet50", "mobilenet_v2")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes; parameters stay float32
 BACKBONES = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
 
 

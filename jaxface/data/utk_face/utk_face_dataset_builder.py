@@ -49,6 +49,9 @@ _KINDS = {
 }
 
 
+DATASETS = tuple(_KINDS)
+
+
 def make_config(kind: str, image_size: int = DEFAULT_IMAGE_SIZE) -> UtkFaceConfig:
   """The config ``kind`` (subset5000 or full) at ``image_size`` pixels square."""
   if kind not in _KINDS:

@@ -1,12 +1,8 @@
-"""Finding faces in ordinary photos and cropping them the way UTKFace's aligned crops look.
+"""Finding faces in ordinary photos.
 
 The detector is OpenCV's frontal-face Haar cascade, which ships inside
 opencv-python-headless 4.x and runs offline (5.0 no longer bundles the
-cascades). UTKFace crop geometry was measured by running the same detector on
-300 UTKFace images (200x200): the detected box is 0.825 of the crop's side
-(median), centred horizontally, its centre 0.43 of the side from the top. So a
-face box grows by 1/0.825 and the crop centre sits 0.07 of its side below the
-box centre.
+cascades).
 """
 
 from __future__ import annotations
@@ -15,10 +11,6 @@ import dataclasses
 import functools
 
 import numpy as np
-from PIL import Image
-
-BOX_TO_CROP = 1 / 0.825
-CENTRE_DROP = 0.5 - 0.43
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +47,3 @@ def detect(image: np.ndarray, min_size: int = 30) -> list[Face]:
   )
   faces = [Face(tuple(int(v) for v in b), float(w)) for b, w in zip(boxes, np.ravel(weights), strict=True)]
   return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
-
-
-def crop(image: Image.Image, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-  """The UTKFace-style square crop around a detected box, resized to ``size`` (black beyond the photo's edge)."""
-  x, y, w, h = box
-  side = max(w, h) * BOX_TO_CROP
-  cx, cy = x + w / 2, y + h / 2 + CENTRE_DROP * side
-  left, top = round(cx - side / 2), round(cy - side / 2)
-  square = image.crop((left, top, left + round(side), top + round(side)))
-  return np.asarray(square.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.uint8)

@@ -1,0 +1,56 @@
+"""Photos in: image files and folders, PIL images or arrays, read as RGB, or the reason they cannot be."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclasses.dataclass
+class Photo:
+  file: str
+  image: Image.Image | None = None
+  error: str | None = None
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[dict]]:
+  """Image files named or found in folders (recursively), and records for inputs that yield none."""
+  files, problems = [], []
+  for p in map(Path, paths):
+    if p.is_dir():
+      found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+      if not found:
+        problems.append(
+          {"file": str(p), "status": "error", "error": f"folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"}
+        )
+      files += found
+    elif p.is_file():
+      files.append(p)
+    else:
+      problems.append({"file": str(p), "status": "error", "error": "no such file or folder"})
+  return files, problems
+
+
+def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = None) -> Photo:
+  """An RGB PIL image, EXIF-oriented, or the reason it could not be read."""
+  if isinstance(item, Image.Image):
+    return Photo(name or "<image>", ImageOps.exif_transpose(item).convert("RGB"))
+  if isinstance(item, np.ndarray):
+    arr = item if item.ndim == 3 else np.repeat(item[..., None], 3, axis=-1)
+    return Photo(name or "<array>", Image.fromarray(arr.astype(np.uint8)[..., :3]))
+  path = Path(item)
+  try:
+    data = path.read_bytes()
+    if not data:
+      return Photo(str(path), error="empty file (0 bytes)")
+    with Image.open(io.BytesIO(data)) as img:
+      return Photo(str(path), ImageOps.exif_transpose(img).convert("RGB"))
+  except (UnidentifiedImageError, OSError, ValueError) as e:
+    return Photo(str(path), error=f"not a readable image ({type(e).__name__}: {e})")

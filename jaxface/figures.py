@@ -1,0 +1,172 @@
+"""PNG figures comparing trained models: training curves, final metrics side by
+side, predicted vs true age, age MAE per age band, gender confusion matrices.
+Curves come from each workdir's history.json; the rest from its
+eval_<split>.json and predictions_<split>.csv (run ``jaxface.evaluate`` first;
+a workdir without them is left out of those figures, and said so).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxface import metrics  # noqa: E402
+from jaxface.data import labels as labels_lib  # noqa: E402
+
+
+def _label(workdir: Path) -> str:
+  cfg = json.loads((workdir / "config.json").read_text())
+  pre = " (pretrained)" if cfg.get("pretrained") else ""
+  return f"{cfg['arch']}{pre}, {cfg['preset']} preset, {cfg['image_size']}px"
+
+
+def _predictions(path: Path) -> dict[str, np.ndarray]:
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  return {k: np.array([float(r[k]) for r in rows]) for k in ("age", "pred_age", "gender", "p_female")}
+
+
+def training_curves(runs: dict[str, list[dict]], out: Path) -> Path:
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+  panels = (
+    (metrics.LOSS, "joint loss (0.1·MSE + BCE)"),
+    (metrics.AGE_MAE, "age MAE (years)"),
+    (metrics.GENDER_ACC, "gender accuracy"),
+  )
+  for ax, (key, title) in zip(axes, panels, strict=True):
+    for i, (name, h) in enumerate(runs.items()):
+      ep = [e["epoch"] for e in h]
+      color = f"C{i}"
+      ax.plot(ep, [e[f"{metrics.TRAIN}_{key}"] for e in h], color=color, ls="--", alpha=0.8, label=f"{name} — train")
+      ax.plot(ep, [e[f"{metrics.VAL}_{key}"] for e in h], color=color, ls="-", lw=2, label=f"{name} — validation")
+    ax.set(title=title, xlabel="epoch", ylabel=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+  axes[0].set_yscale("log")
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
+  fig.suptitle("Training curves (dashed: train, solid: validation)")
+  fig.tight_layout(rect=(0, 0.06 + 0.03 * len(runs), 1, 1))
+  return _save(fig, out / "training_curves.png")
+
+
+def final_metrics(evals: dict[str, dict], out: Path, split: str) -> Path:
+  keys = (
+    (metrics.AGE_MAE, "age MAE (years, lower is better)"),
+    (metrics.CS5, "CS(5): share within 5 years"),
+    (metrics.GENDER_ACC, "gender accuracy"),
+  )
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+  names = list(evals)
+  for ax, (key, title) in zip(axes, keys, strict=True):
+    vals = [evals[n][key] for n in names]
+    bars = ax.bar(range(len(names)), vals, color=[f"C{i}" for i in range(len(names))])
+    ax.bar_label(bars, fmt="%.3f" if key != metrics.AGE_MAE else "%.2f")
+    ax.set_xticks(range(len(names)), [n.replace(", ", "\n", 1) for n in names], fontsize=8)
+    ax.set(title=title)
+    ax.set_ylim(0, 1.0 if key != metrics.AGE_MAE else 1.15 * max(vals))  # room for the bar labels
+    ax.grid(axis="y", alpha=0.3)
+  fig.suptitle(f"Final metrics on the {split} split (n = {', '.join(str(evals[n]['n']) for n in names)})")
+  fig.tight_layout()
+  return _save(fig, out / "final_metrics.png")
+
+
+def age_scatter(preds: dict[str, dict], out: Path, split: str) -> Path:
+  fig, axes = plt.subplots(1, len(preds), figsize=(5.2 * len(preds), 5), squeeze=False)
+  for ax, (name, p) in zip(axes[0], preds.items(), strict=True):
+    mae = float(np.mean(np.abs(p["pred_age"] - p["age"])))
+    ax.scatter(p["age"], p["pred_age"], s=6, alpha=0.4)
+    lim = (0, max(p["age"].max(), p["pred_age"].max()) + 5)
+    ax.plot(lim, lim, "k--", lw=1, label="prediction = truth")
+    ax.set(
+      xlim=lim,
+      ylim=lim,
+      xlabel="true age (years)",
+      ylabel="predicted age (years)",
+      title=f"{name}\nMAE {mae:.2f} years",
+    )
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+  fig.suptitle(f"Predicted vs true age ({split} split)")
+  fig.tight_layout()
+  return _save(fig, out / "age_scatter.png")
+
+
+def mae_per_band(evals: dict[str, dict], out: Path, split: str) -> Path:
+  bands = labels_lib.AGE_BAND_NAMES
+  width = 0.8 / len(evals)
+  fig, ax = plt.subplots(figsize=(10, 4.5))
+  for i, (name, ev) in enumerate(evals.items()):
+    vals = [ev["per_age_band"][b][metrics.AGE_MAE] or 0.0 for b in bands]
+    ax.bar(np.arange(len(bands)) + i * width - 0.4 + width / 2, vals, width, label=name, color=f"C{i}")
+  first = next(iter(evals.values()))
+  ax.set_xticks(range(len(bands)), [f"{b}\n(n={first['per_age_band'][b]['n']})" for b in bands])
+  ax.set(xlabel="true age band (years)", ylabel="age MAE (years)", title=f"Age MAE per age band ({split} split)")
+  ax.legend(fontsize=9)
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  return _save(fig, out / "mae_per_age_band.png")
+
+
+def confusion_matrices(evals: dict[str, dict], out: Path, split: str) -> Path:
+  fig, axes = plt.subplots(1, len(evals), figsize=(4.6 * len(evals), 4.2), squeeze=False)
+  for ax, (name, ev) in zip(axes[0], evals.items(), strict=True):
+    m = np.asarray(ev["gender_confusion"])
+    ax.imshow(m / m.sum(axis=1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
+    for (r, c), v in np.ndenumerate(m):
+      share = v / max(m[r].sum(), 1)
+      ax.text(c, r, f"{v}\n{share:.1%}", ha="center", va="center", color="white" if share > 0.5 else "black")
+    ax.set_xticks([0, 1], ["male", "female"])
+    ax.set_yticks([0, 1], ["male", "female"])
+    ax.set(xlabel="predicted", ylabel="true", title=f"{name}\naccuracy {ev['gender_acc']:.1%}")
+  fig.suptitle(f"Gender confusion matrices ({split} split; share of each true class)")
+  fig.tight_layout()
+  return _save(fig, out / "gender_confusion.png")
+
+
+def _save(fig, path: Path) -> Path:
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot(workdirs: list[str | Path], out: str | Path, split: str = "validation") -> list[Path]:
+  out = Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  workdirs = [Path(w) for w in workdirs]
+  names = {}
+  for w in workdirs:
+    name = _label(w)
+    names[w] = name if name not in names.values() else f"{name} [{w.name}]"
+  runs = {names[w]: json.loads((w / "history.json").read_text()) for w in workdirs}
+  made = [training_curves(runs, out)]
+  evals, preds = {}, {}
+  for w in workdirs:
+    if (w / f"eval_{split}.json").exists() and (w / f"predictions_{split}.csv").exists():
+      evals[names[w]] = json.loads((w / f"eval_{split}.json").read_text())
+      preds[names[w]] = _predictions(w / f"predictions_{split}.csv")
+    else:
+      logging.warning(
+        "%s: no eval_%s.json / predictions_%s.csv (run jaxface.evaluate); left out of the metric figures",
+        w,
+        split,
+        split,
+      )
+  if evals:
+    made += [
+      final_metrics(evals, out, split),
+      age_scatter(preds, out, split),
+      mae_per_band(evals, out, split),
+      confusion_matrices(evals, out, split),
+    ]
+  return made

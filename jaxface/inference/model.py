@@ -1,0 +1,51 @@
+"""The evaluation-mode forward pass of a restored model, jitted once per input shape."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+from flax import nnx
+
+from jaxface import xla_options
+from jaxface.data import augment
+from jaxface.inference.restore import Restored
+from jaxface.models import imagenet_normalised
+
+TTA = ("none", "flip")  # test-time augmentation: 'flip' averages each face with its mirror
+
+
+def _forward(graphdef: nnx.GraphDef, imagenet_norm: bool, tta: str, params, batch_stats, images: jax.Array) -> dict:
+  model = nnx.merge(graphdef, params, batch_stats)
+
+  def run(x):
+    out = model(augment.preprocess(x, imagenet_norm=imagenet_norm))
+    return out["age"], jax.nn.sigmoid(out["gender_logit"])
+
+  age, p_female = run(images)
+  if tta == "flip":
+    mirror_age, mirror_p = run(images[:, :, ::-1])
+    age, p_female = (age + mirror_age) / 2, (p_female + mirror_p) / 2
+  return {"age": age, "p_female": p_female}
+
+
+class InferenceModel:
+  """uint8 face crops (B, size, size, 3) -> {'age': years, 'p_female': P(female)}, as device arrays.
+
+  One jitted function, compiled once per batch shape and cached by JAX: pad
+  to a few fixed batch sizes to keep the compilations few.
+  """
+
+  def __init__(self, restored: Restored, tta: str = "none"):
+    if tta not in TTA:
+      raise ValueError(f"tta must be one of {TTA}, not {tta!r}")
+    self.restored = restored
+    self.image_size = restored.cfg.image_size
+    platform = next(iter(jax.tree.leaves(restored.params)[0].devices())).platform
+    self._fn = jax.jit(
+      functools.partial(_forward, restored.graphdef, imagenet_normalised(restored.cfg.arch), tta),
+      compiler_options=xla_options.compiler_options(platform),
+    )
+
+  def __call__(self, images) -> dict[str, jax.Array]:
+    return self._fn(self.restored.params, self.restored.batch_stats, images)

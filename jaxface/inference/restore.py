@@ -1,0 +1,61 @@
+"""A trained model back from its workdir, for inference: config.json and one checkpoint's weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+from flax import nnx
+
+from jaxface.config import Config
+from jaxface.models import DTYPES, get_model
+from jaxface.training.checkpoint import Checkpointer
+
+CHECKPOINTS = ("best", "last")
+
+
+@dataclasses.dataclass
+class Restored:
+  cfg: Config
+  graphdef: nnx.GraphDef  # evaluation mode: dropout off, running batch statistics
+  params: nnx.State
+  batch_stats: nnx.State
+  step: int
+
+
+def abstract_model(cfg: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+  """The evaluation-mode graph and the shapes of its weights, without initialising anything."""
+  model = nnx.eval_shape(
+    lambda: get_model(
+      cfg.arch, image_size=cfg.image_size, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden, dropout=cfg.dropout,
+      widths=cfg.widths,
+    )
+  )  # fmt: skip
+  return nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, nnx.BatchStat)
+
+
+def load(workdir: str | Path, which: str = "best", device: jax.Device | None = None) -> Restored:
+  """The weights of checkpoint ``which`` ('best': lowest validation age MAE; 'last') on ``device``.
+
+  The target sharding is this process's device, so a model trained on any
+  number of devices restores on one.
+  """
+  if which not in CHECKPOINTS:
+    raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, not {which!r}")
+  workdir = Path(workdir)
+  cfg = Config.load(workdir)
+  graphdef, params, batch_stats = abstract_model(cfg)
+  target = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+  abstract = jax.tree.map(
+    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=target), {"params": params, "batch_stats": batch_stats}
+  )
+  ckpt = Checkpointer(workdir / "checkpoints", read_only=True)
+  try:
+    step = ckpt.best_step() if which == "best" else ckpt.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"{workdir}: no checkpoints in {workdir / 'checkpoints'}; train first")
+    weights = ckpt.restore_weights(step, abstract)
+  finally:
+    ckpt.close()
+  return Restored(cfg, graphdef, weights["params"], weights["batch_stats"], step)

@@ -1,0 +1,87 @@
+"""Orbax behind one small wrapper: per epoch, the train state, each process's data iterator, and the metrics.
+
+Keeps the last two checkpoints and the best by validation age MAE
+(``metrics.BEST_METRIC``), which is stored with each checkpoint: "best" is
+chosen by Orbax from those metrics, the same way for keeping and restoring.
+Each process saves its own iterator position (grain's handler writes
+``process_<i>-of-<n>.json``), so every host resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grain
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as cm
+
+from jaxface import metrics
+
+KEEP_LAST = 2
+
+
+def _best_metric(m: dict) -> float:
+  return m[metrics.BEST_METRIC]
+
+
+class Checkpointer:
+  def __init__(self, directory: str | Path, *, read_only: bool = False):
+    policy = cm.AnyPreservationPolicy(
+      [cm.LatestN(KEEP_LAST), cm.BestN(get_metric_fn=_best_metric, reverse=True, n=1)]  # reverse: lowest is best
+    )
+    self.directory = Path(directory).absolute()
+    self.mngr = ocp.CheckpointManager(
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        preservation_policy=policy, best_fn=_best_metric, best_mode="min", enable_async_checkpointing=not read_only,
+        read_only=read_only,
+      ),
+    )  # fmt: skip
+
+  def latest_step(self) -> int | None:
+    return self.mngr.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self.mngr.all_steps())
+
+  def best_step(self) -> int | None:
+    """The kept step with the lowest validation age MAE (the latest where none has metrics)."""
+    return self.mngr.best_step()
+
+  def save(self, step: int, state, data_iter: grain.DatasetIterator, meta: dict, step_metrics: dict) -> None:
+    self.mngr.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(data_iter),
+        meta=ocp.args.JsonSave(meta),
+      ),
+      metrics=step_metrics,
+    )
+
+  def restore(self, step: int, abstract_state, data_iter: grain.DatasetIterator) -> tuple:
+    """(state, meta); ``abstract_state`` carries the shapes and target shardings; ``data_iter`` is set in place."""
+    r = self.mngr.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(data_iter),
+        meta=ocp.args.JsonRestore(),
+      ),
+    )
+    return r["state"], r["meta"]
+
+  def restore_weights(self, step: int, abstract_weights: dict) -> dict:
+    """Only ``params`` and ``batch_stats`` (as in ``abstract_weights``, with its target shardings): for inference."""
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_weights)
+    r = self.mngr.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(abstract_weights, restore_args=restore_args, partial_restore=True)
+      ),
+    )
+    return r["state"]
+
+  def close(self) -> None:
+    self.mngr.wait_until_finished()
+    self.mngr.close()

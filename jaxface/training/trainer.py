@@ -1,0 +1,199 @@
+"""The training loop: a jitted, data-parallel step over every device of the chosen platform.
+
+The workdir receives config.json (all evaluation needs), history.json (one
+entry per epoch), checkpoints/ (the last two and the best by validation age
+MAE), and run.json (command, commit, device, wall time). Training the same
+workdir again resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import operator
+import sys
+import time
+from pathlib import Path
+
+import jax
+from tqdm import tqdm
+
+from jaxface import config as config_lib
+from jaxface import metrics, provenance, sharding, xla_options
+from jaxface.data import pipeline, prepare
+from jaxface.training import checkpoint, frozen_prefix, steps
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
+  """Writes config.json, or checks a resumed run against it; returns the config the run uses.
+
+  The LR schedule's horizon is fixed when a run starts (``lr_horizon_epochs``);
+  a resume keeps it, and asking a decaying schedule to train past it is refused.
+  """
+  path = workdir / "config.json"
+  if path.exists():
+    old = config_lib.Config.load(workdir)
+    horizon = old.lr_horizon_epochs or old.epochs  # a config written before the horizon was recorded ran to its epochs
+    if cfg.lr_horizon_epochs is None:
+      cfg = dataclasses.replace(cfg, lr_horizon_epochs=horizon)
+    old_d, new_d = {**json.loads(old.to_json()), "lr_horizon_epochs": horizon}, json.loads(cfg.to_json())
+    changed = {k for k in old_d.keys() | new_d.keys() if old_d.get(k) != new_d.get(k)} - config_lib.RESUMABLE_CHANGES
+    if changed:
+      diff = {k: (old_d.get(k), new_d.get(k)) for k in sorted(changed)}
+      raise ValueError(f"{workdir} holds a run with another config (was, now): {diff}; use a new --workdir")
+  elif cfg.lr_horizon_epochs is None:
+    cfg = dataclasses.replace(cfg, lr_horizon_epochs=cfg.epochs)
+  if cfg.lr_schedule != "constant" and cfg.epochs > cfg.horizon_epochs:
+    raise ValueError(
+      f"--epochs {cfg.epochs} is past the {cfg.lr_schedule} schedule's horizon of {cfg.horizon_epochs} epochs, fixed "
+      f"when {workdir} started: the learning rate has decayed to 0 there, and a longer schedule would make it jump "
+      "back up. Train longer in a new --workdir (with --lr-horizon-epochs, if you plan to extend it later)."
+    )
+  path.write_text(cfg.to_json())
+  return cfg
+
+
+def _prepare(cfg: config_lib.Config):
+  """The prepared dataset: process 0 builds it (others wait at a barrier), then every process opens it."""
+  if jax.process_index() == 0:
+    builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
+  sharding.barrier("jaxface:dataset-prepared")
+  if jax.process_index() != 0:
+    builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
+  return builder
+
+
+def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding) -> dict:
+  """Metrics over every example of ``source`` (padded last batch, masked), summed on the device: one host sync."""
+  total = None
+  local = batch_size // jax.process_count()
+  for batch in pipeline.eval_batches(
+    source, batch_size=local, shard_index=jax.process_index(), shard_count=jax.process_count()
+  ):
+    sums = eval_step(state, sharding.global_batch(batch, batch_sharding))
+    total = sums if total is None else jax.tree.map(operator.add, total, sums)
+  return metrics.from_sums(jax.device_get(total))
+
+
+def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
+  """Trains (or resumes) ``cfg`` in ``workdir``; returns the last history entry."""
+  t_start = time.perf_counter()
+  run = provenance.record()  # commit and date as the run starts; wall time added at the end
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  cfg = _write_config(cfg, workdir)
+  primary = jax.process_index() == 0
+
+  # --- mesh --------------------------------------------------------------
+  devices = sharding.select_devices(cfg.devices)
+  mesh = sharding.data_mesh(devices)
+  local_batch = sharding.per_host_batch_size(cfg.batch_size, mesh)
+  repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  logging.info("Devices: %d x %s (%d processes)", len(devices), devices[0].device_kind, jax.process_count())
+  xla_opts = run["xla_compiler_options"] = xla_options.compiler_options(devices[0].platform)
+  if xla_opts:
+    logging.info("XLA compiler options: %s", xla_opts)
+
+  # --- input -------------------------------------------------------------
+  builder = _prepare(cfg)
+  train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
+  steps_per_epoch = pipeline.steps_per_epoch(
+    len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
+  )
+
+  # --- model, optimizer, state --------------------------------------------
+  mdef, params, batch_stats = steps.init_model(cfg)
+  if cfg.freeze_until:  # the frozen prefix runs once; the rest trains on its cached output
+    mdef, train_src, val_src = frozen_prefix.apply(
+      mdef, params, batch_stats, cfg.freeze_until, train_src, val_src, batch_size=cfg.batch_size,
+      compiler_options=xla_opts,
+    )  # fmt: skip
+  tx = steps.make_optimizer(cfg, steps_per_epoch)
+  state = jax.device_put(steps.init_state(params, batch_stats, tx, cfg.seed), repl)
+  train_ds = pipeline.train_dataset(
+      train_src, batch_size=local_batch, seed=cfg.seed, num_epochs=cfg.epochs,
+      shard_index=jax.process_index(), shard_count=jax.process_count(),
+  )  # fmt: skip
+  train_iter = pipeline.iterate(train_ds)
+
+  # --- steps -------------------------------------------------------------
+  train_step = jax.jit(
+    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl),
+    donate_argnums=(0,), compiler_options=xla_opts,
+  )  # fmt: skip
+  eval_step = jax.jit(
+    steps.make_eval_step(mdef, cfg), in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts
+  )
+
+  # --- checkpoint restore --------------------------------------------------
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
+  history_path = workdir / "history.json"
+  history: list[dict] = []
+  start_epoch = 0
+  if (last := ckpt.latest_step()) is not None:
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), state)
+    state, meta = ckpt.restore(last, abstract, train_iter)
+    start_epoch = meta["epoch"]
+    history = (
+      [h for h in json.loads(history_path.read_text()) if h["epoch"] <= start_epoch] if history_path.exists() else []
+    )
+    logging.info("Resumed from %s at epoch %d (step %d)", ckpt.directory, start_epoch, last)
+
+  # --- loop --------------------------------------------------------------
+  tty = sys.stderr.isatty()
+  for epoch in range(start_epoch, cfg.epochs):
+    t0, wait, acc = time.perf_counter(), 0.0, None
+    bar = tqdm(
+      range(steps_per_epoch),
+      desc=f"epoch {epoch + 1}/{cfg.epochs}",
+      disable=(None if tty else False) if primary else True,
+      mininterval=0.5 if tty else 30,
+      leave=False,
+    )
+    for i in bar:
+      tw = time.perf_counter()
+      batch = next(train_iter)
+      wait += time.perf_counter() - tw
+      state, sums = train_step(state, sharding.global_batch(batch, batch_sh))
+      acc = sums if acc is None else jax.tree.map(operator.add, acc, sums)
+      if (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch:
+        host, bad = jax.device_get((acc, state["first_bad_step"]))
+        if bad >= 0:
+          raise NonFiniteLossError(
+            f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
+            f"The last good checkpoint is step {ckpt.latest_step()} in {workdir / 'checkpoints'}."
+          )
+        m = metrics.from_sums(host)
+        bar.set_postfix(loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False)
+    train_s = time.perf_counter() - t0
+    tm = metrics.from_sums(jax.device_get(acc))
+    vm = evaluate_split(eval_step, state, val_src, cfg.batch_size, batch_sh)
+    step = int(jax.device_get(state["step"]))
+    entry = {
+        "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
+        "lr": float(jax.device_get(state["opt_state"].hyperparams["learning_rate"])),
+        "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
+        "images_per_s": round(steps_per_epoch * cfg.batch_size / train_s, 1),
+        "input_wait_frac": round(wait / train_s, 4),
+    }  # fmt: skip
+    history.append(entry)
+    ckpt.save(step, state, train_iter, {"epoch": epoch + 1}, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
+    if primary:
+      history_path.write_text(json.dumps(history, indent=1) + "\n")
+      print(
+        f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
+        f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
+        f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
+        flush=True,
+      )
+  ckpt.close()
+  if primary:
+    run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})
+    run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
+    (workdir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+  return history[-1] if history else {}

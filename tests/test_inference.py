@@ -1,0 +1,64 @@
+"""Inference from a workdir: the weights alone, on this process's devices, whatever devices trained them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import TINY_WIDTHS
+
+from jaxface import Predictor
+from jaxface.inference import InferenceModel, evaluation, restore
+
+
+@pytest.fixture(scope="module")
+def trained_on_4(tmp_path_factory, fake_archive):
+  """A tiny custom CNN trained 1 epoch on 4 fake CPU devices, in its own process."""
+  wd, tfds_dir = tmp_path_factory.mktemp("trained4"), tmp_path_factory.mktemp("tfds4")
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+  args = ["--arch", "custom", "--data", str(fake_archive[0]), "--dataset", "full", "--tfds-dir", str(tfds_dir),
+          "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--widths", json.dumps(TINY_WIDTHS),
+          "--hidden", "16", "--workdir", str(wd)]  # fmt: skip
+  out = subprocess.run([sys.executable, "-m", "jaxface.train", *args], env=env, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert json.loads((wd / "run.json").read_text())["device"]["count"] == 4
+  return wd
+
+
+def test_trained_on_4_devices_evaluates_and_predicts_on_1(trained_on_4):
+  assert jax.device_count() == 1
+  r = evaluation.evaluate(trained_on_4, "validation")
+  last = json.loads((trained_on_4 / "history.json").read_text())[-1]
+  assert r["n"] == 7 and r["age_mae"] == pytest.approx(last["val_age_mae"], rel=1e-4)
+  face = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+  recs = Predictor.from_workdir(trained_on_4, detect=False, batch_size=2).predict(face)
+  assert len(recs) == 1 and recs[0]["status"] == "ok" and np.isfinite(recs[0]["age"])
+
+
+def test_restore_reads_weights_only(trained):
+  r = restore.load(trained, "last")
+  assert r.step == json.loads((trained / "history.json").read_text())[-1]["step"]
+  leaves = jax.tree.leaves((r.params, r.batch_stats))
+  assert leaves and all(isinstance(x, jax.Array) and x.sharding.device_set == {jax.devices()[0]} for x in leaves)
+  with pytest.raises(ValueError, match="checkpoint must be one of"):
+    restore.load(trained, "first")
+
+
+def test_best_is_the_lowest_validation_mae(trained):
+  history = json.loads((trained / "history.json").read_text())
+  assert restore.load(trained, "best").step == min(history, key=lambda h: h["val_age_mae"])["step"]
+
+
+def test_one_compilation_per_batch_shape(trained):
+  model = InferenceModel(restore.load(trained, "last"))
+  x = np.zeros((4, 32, 32, 3), np.uint8)
+  a = jax.device_get(model(x))
+  model(x + 1)
+  assert model._fn._cache_size() == 1
+  model(np.zeros((2, 32, 32, 3), np.uint8))
+  assert model._fn._cache_size() == 2
+  flip = jax.device_get(InferenceModel(model.restored, tta="flip")(x))
+  np.testing.assert_allclose(flip["age"], a["age"], rtol=1e-5)  # a uniform image is its own mirror

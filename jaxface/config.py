@@ -22,6 +22,7 @@ from pathlib import Path
 from jaxface import sharding
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import ARCHS, DTYPES
+from jaxface.training.feeds import INPUT_MODES
 from jaxface.training.optimizer import LR_SCHEDULES
 
 
@@ -41,6 +42,16 @@ class Config:
   tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")
   augment: bool = _field(True, "random flip, translation, brightness and contrast, on the device")
+  input: str = _field(
+    "auto",
+    "device: the splits live on the device, many steps per dispatch; stream: grain on the host, one step per "
+    "dispatch; auto: device when they fit the budget",
+    choices=INPUT_MODES,
+  )
+  input_budget_mb: float = _field(
+    0, "--input auto: the most the splits may take on a device (0: a quarter of its memory)"
+  )
+  steps_per_call: int = _field(0, "--input device: train steps per jitted call (0: a whole epoch)")
   # model
   pretrained: str | None = _field(None, "converted DIR (python -m jaxface.convert) or a torchvision .safetensors/.pth")
   hidden: tuple[int, ...] = _field((128,), "hidden widths of each head's dense layers")
@@ -100,7 +111,9 @@ class Config:
 
 
 # Fields that may differ when a run is resumed (a run can be extended or moved).
-RESUMABLE_CHANGES = frozenset({"epochs", "devices", "log_every", "data", "tfds_dir"})
+RESUMABLE_CHANGES = frozenset(
+  {"epochs", "devices", "log_every", "data", "tfds_dir", "input", "input_budget_mb", "steps_per_call"}
+)
 
 PRESETS: dict[str, dict[str, dict]] = {
     "classic": {"*": {}},

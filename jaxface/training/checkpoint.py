@@ -48,27 +48,24 @@ class Checkpointer:
     """The kept step with the lowest validation age MAE (the latest where none has metrics)."""
     return self.mngr.best_step()
 
-  def save(self, step: int, state, data_iter: grain.DatasetIterator, meta: dict, step_metrics: dict) -> None:
-    self.mngr.save(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(data_iter),
-        meta=ocp.args.JsonSave(meta),
-      ),
-      metrics=step_metrics,
-    )
+  def save(self, step: int, state, data_iter: grain.DatasetIterator | None, meta: dict, step_metrics: dict) -> None:
+    """``data_iter``: the stream input's iterator (None for device-resident input, whose position is the epoch)."""
+    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+    if data_iter is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    self.mngr.save(step, args=ocp.args.Composite(**items), metrics=step_metrics)
 
-  def restore(self, step: int, abstract_state, data_iter: grain.DatasetIterator) -> tuple:
+  def restore(self, step: int, abstract_state, data_iter: grain.DatasetIterator | None) -> tuple:
     """(state, meta); ``abstract_state`` carries the shapes and target shardings; ``data_iter`` is set in place."""
-    r = self.mngr.restore(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=grain.checkpoint.CheckpointRestore(data_iter),
-        meta=ocp.args.JsonRestore(),
-      ),
-    )
+    items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
+    if data_iter is not None:
+      if "data" not in (self.mngr.item_metadata(step) or {}):
+        raise ValueError(
+          f"checkpoint {step} in {self.directory} holds no data iterator: it was trained with --input device; "
+          "resume it with --input device"
+        )
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+    r = self.mngr.restore(step, args=ocp.args.Composite(**items))
     return r["state"], r["meta"]
 
   def restore_weights(self, step: int, abstract_weights: dict) -> dict:

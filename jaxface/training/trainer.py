@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from jaxface import config as config_lib
 from jaxface import metrics, provenance, sharding, xla_options
-from jaxface.data import pipeline, prepare
-from jaxface.training import checkpoint, frozen_prefix, steps
+from jaxface.data import arrays, pipeline, prepare
+from jaxface.training import checkpoint, feeds, frozen_prefix, steps
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -68,16 +68,11 @@ def _prepare(cfg: config_lib.Config):
   return builder
 
 
-def evaluate_split(eval_step, state, source, batch_size: int, batch_sharding) -> dict:
-  """Metrics over every example of ``source`` (padded last batch, masked), summed on the device: one host sync."""
-  total = None
-  local = batch_size // jax.process_count()
-  for batch in pipeline.eval_batches(
-    source, batch_size=local, shard_index=jax.process_index(), shard_count=jax.process_count()
-  ):
-    sums = eval_step(state, sharding.global_batch(batch, batch_sharding))
-    total = sums if total is None else jax.tree.map(operator.add, total, sums)
-  return metrics.from_sums(jax.device_get(total))
+def _arrays(builder, split: str, source) -> dict:
+  """A split as arrays: the frozen prefix's cache as it is, a prepared split read once (and cached on disk)."""
+  if isinstance(source, frozen_prefix.FeatureSource):
+    return {"image": source.feats, **{k: source.labels[k] for k in ("age", "gender")}}
+  return arrays.load(builder, split)
 
 
 def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
@@ -92,7 +87,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   # --- mesh --------------------------------------------------------------
   devices = sharding.select_devices(cfg.devices)
   mesh = sharding.data_mesh(devices)
-  local_batch = sharding.per_host_batch_size(cfg.batch_size, mesh)
+  sharding.per_host_batch_size(cfg.batch_size, mesh)  # a clear error when the batch does not divide
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   logging.info("Devices: %d x %s (%d processes)", len(devices), devices[0].device_kind, jax.process_count())
   xla_opts = run["xla_compiler_options"] = xla_options.compiler_options(devices[0].platform)
@@ -102,33 +97,41 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   # --- input -------------------------------------------------------------
   builder = _prepare(cfg)
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
-  steps_per_epoch = pipeline.steps_per_epoch(
-    len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
-  )
 
-  # --- model, optimizer, state --------------------------------------------
+  # --- model, optimizer, steps ---------------------------------------------
   mdef, params, batch_stats = steps.init_model(cfg)
   if cfg.freeze_until:  # the frozen prefix runs once; the rest trains on its cached output
     mdef, train_src, val_src = frozen_prefix.apply(
       mdef, params, batch_stats, cfg.freeze_until, train_src, val_src, batch_size=cfg.batch_size,
       compiler_options=xla_opts,
     )  # fmt: skip
+  mode = feeds.resolve(
+    cfg.input, feeds.split_bytes(train_src) + feeds.split_bytes(val_src), devices[0], cfg.input_budget_mb
+  )
+  run["input"] = mode
+  steps_per_epoch = pipeline.steps_per_epoch(
+    len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
+  )
   tx = steps.make_optimizer(cfg, steps_per_epoch)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, cfg.seed), repl)
-  train_ds = pipeline.train_dataset(
-      train_src, batch_size=local_batch, seed=cfg.seed, num_epochs=cfg.epochs,
-      shard_index=jax.process_index(), shard_count=jax.process_count(),
-  )  # fmt: skip
-  train_iter = pipeline.iterate(train_ds)
-
-  # --- steps -------------------------------------------------------------
-  train_step = jax.jit(
-    steps.make_train_step(mdef, tx, cfg), in_shardings=(repl, batch_sh), out_shardings=(repl, repl),
-    donate_argnums=(0,), compiler_options=xla_opts,
-  )  # fmt: skip
-  eval_step = jax.jit(
-    steps.make_eval_step(mdef, cfg), in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts
-  )
+  train_step = steps.make_train_step(mdef, tx, cfg)
+  eval_step = steps.make_eval_step(mdef, cfg)
+  if mode == "device":
+    feed = feeds.DeviceFeed(
+      _arrays(builder, "train", train_src), _arrays(builder, "validation", val_src), train_step=train_step,
+      eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, steps_per_call=cfg.steps_per_call,
+      compiler_options=xla_opts,
+    )  # fmt: skip
+  else:
+    feed = feeds.StreamFeed(
+      train_src, val_src, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
+      train_step=jax.jit(
+        train_step, in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,),
+        compiler_options=xla_opts,
+      ),
+      eval_step=jax.jit(eval_step, in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts),
+    )  # fmt: skip
+  logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)
 
   # --- checkpoint restore --------------------------------------------------
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
@@ -137,7 +140,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   start_epoch = 0
   if (last := ckpt.latest_step()) is not None:
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), state)
-    state, meta = ckpt.restore(last, abstract, train_iter)
+    state, meta = ckpt.restore(last, abstract, feed.iterator)
     start_epoch = meta["epoch"]
     history = (
       [h for h in json.loads(history_path.read_text()) if h["epoch"] <= start_epoch] if history_path.exists() else []
@@ -147,21 +150,19 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
   # --- loop --------------------------------------------------------------
   tty = sys.stderr.isatty()
   for epoch in range(start_epoch, cfg.epochs):
-    t0, wait, acc = time.perf_counter(), 0.0, None
+    t0, wait, acc, done = time.perf_counter(), 0.0, None, 0
     bar = tqdm(
-      range(steps_per_epoch),
+      total=steps_per_epoch,
       desc=f"epoch {epoch + 1}/{cfg.epochs}",
       disable=(None if tty else False) if primary else True,
       mininterval=0.5 if tty else 30,
       leave=False,
     )
-    for i in bar:
-      tw = time.perf_counter()
-      batch = next(train_iter)
-      wait += time.perf_counter() - tw
-      state, sums = train_step(state, sharding.global_batch(batch, batch_sh))
-      acc = sums if acc is None else jax.tree.map(operator.add, acc, sums)
-      if (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch:
+    while done < steps_per_epoch:
+      k = min(feed.steps_per_call, steps_per_epoch - done)
+      state, sums, waited = feed.run(state, epoch, done, k)
+      acc, wait, done = sums if acc is None else jax.tree.map(operator.add, acc, sums), wait + waited, done + k
+      if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:  # a host sync
         host, bad = jax.device_get((acc, state["first_bad_step"]))
         if bad >= 0:
           raise NonFiniteLossError(
@@ -170,9 +171,11 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
           )
         m = metrics.from_sums(host)
         bar.set_postfix(loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False)
+      bar.update(k)
+    bar.close()
     train_s = time.perf_counter() - t0
     tm = metrics.from_sums(jax.device_get(acc))
-    vm = evaluate_split(eval_step, state, val_src, cfg.batch_size, batch_sh)
+    vm = metrics.from_sums(jax.device_get(feed.evaluate(state)))
     step = int(jax.device_get(state["step"]))
     entry = {
         "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
@@ -182,7 +185,7 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
         "input_wait_frac": round(wait / train_s, 4),
     }  # fmt: skip
     history.append(entry)
-    ckpt.save(step, state, train_iter, {"epoch": epoch + 1}, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
+    ckpt.save(step, state, feed.iterator, {"epoch": epoch + 1}, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
     if primary:
       history_path.write_text(json.dumps(history, indent=1) + "\n")
       print(

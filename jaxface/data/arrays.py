@@ -1,0 +1,56 @@
+"""A whole split as numpy arrays, read once: for device-resident training.
+
+Reading a prepared split parses one TFDS example at a time (~200 µs each
+under the GIL), so the decoded arrays are cached once next to the prepared
+dataset, in ``<dataset dir>/arrays/<split>-<digest>.npz``, keyed by the split's
+content digest (``splits.digest``): a rebuilt dataset with other images never
+reads a stale cache. Later runs load the arrays in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jaxface.data import pipeline
+
+FIELDS = pipeline.TRAIN_FIELDS  # what a training step needs: image, age, gender
+
+
+def stack(source: Sequence[dict], fields: Sequence[str] = FIELDS, chunk: int = 512) -> dict[str, np.ndarray]:
+  """Every example of ``source``, field by field, as one array each (in source order)."""
+  getitems = getattr(source, "__getitems__", None) or (lambda keys: [source[i] for i in keys])
+  out = {k: [] for k in fields}
+  for start in range(0, len(source), chunk):
+    for ex in getitems(list(range(start, min(start + chunk, len(source))))):
+      for k in fields:
+        out[k].append(ex[k])
+  return {k: np.stack(v) for k, v in out.items()}
+
+
+def cache_path(builder, split: str) -> Path | None:
+  digest = builder.info.metadata.get("splits", {}).get(split, {}).get("digest")
+  return Path(builder.data_dir) / "arrays" / f"{split}-{digest[:16]}.npz" if digest else None
+
+
+def load(builder, split: str) -> dict[str, np.ndarray]:
+  """The split's image, age and gender arrays, from the cache or read once and cached."""
+  path = cache_path(builder, split)
+  if path is not None and path.exists():
+    with np.load(path) as f:
+      return {k: f[k] for k in FIELDS}
+  t = time.perf_counter()
+  arrays = stack(builder.as_data_source(split))
+  logging.info("Read %d %s examples into arrays in %.1fs", len(arrays["age"]), split, time.perf_counter() - t)
+  if path is not None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
+  return arrays

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Everything worth measuring on one GPU, results to $OUT (as one archive, gpu_results.tgz):
 #   bash benchmarks/gpu_suite.sh bench     parts 1-3, about 6.5 minutes at most
-#   bash benchmarks/gpu_suite.sh classic   part 4, about 4-6 minutes (input-bound)
+#   bash benchmarks/gpu_suite.sh classic   parts 4-5, a few minutes (never run on a GPU yet)
 #   bash benchmarks/gpu_suite.sh           all, which may pass 8 minutes: prefer two calls
 #   1. jaxface's train-step throughput grid (3 archs x batch 64/256 x 128/224 px x fp32/bf16)
 #   2. the PyTorch peer, same grid, eager and torch.compile
 #   3. inference throughput, both frameworks
-#   4. experiments/classic_subset5000.sh: custom and resnet50 (from scratch: no ResNet-50
-#      weights on these machines), classic preset, 50 epochs, batch 64, 128 px, on subset5000
+#   4. benchmarks/end_to_end.py: the trainer's loop in both input modes (stream, device), next
+#      to the step alone, and each mode's input ceiling; custom and resnet50, 128 px, batch 64
+#   5. experiments/classic_subset5000.sh: custom and resnet50 (from scratch: no ResNet-50
+#      weights on these machines), classic preset, 50 epochs, batch 64, 128 px, on subset5000,
+#      with the splits on the device (--input device)
 # Prepare the carried folders first with benchmarks/prepare_gpu_bundle.sh. Each part runs
 # on its own: one failing does not stop the rest (see $OUT/*.log).
 set -uo pipefail
@@ -33,9 +36,10 @@ if [ "$what" != classic ]; then
   part inference 40 bash -c "python3 $B/inference.py --batch-sizes 1 256 --name inference_jax_gpu && python3 $B/peer_torch.py --mode inference --batch-sizes 1 256 --name inference_torch_gpu"
 fi
 if [ "$what" != bench ]; then
-  # 2 x 50 epochs of 4,000 images: bound by the host input pipeline (about 2,000 images/s per
-  # process measured on the CPU machine), so this part alone takes about 4-6 minutes.
-  part classic 420 env RUNS=/tmp/runs RESULTS="$OUT/classic_subset5000" bash experiments/classic_subset5000.sh $data
+  part end_to_end 180 python3 $B/end_to_end.py --data $data --archs custom resnet50 --image-size 128 --batch-size 64 --epochs 3 --name end_to_end_gpu
+  # 2 x 50 epochs of 4,000 images with the splits on the device (the stream would be bound by the
+  # host pipeline, about 2,000 images/s per process on the CPU machine: 4-6 minutes).
+  part classic 360 env RUNS=/tmp/runs RESULTS="$OUT/classic_subset5000" INPUT=device bash experiments/classic_subset5000.sh $data
 fi
 cp $B/results/*_gpu*.json "$OUT/" 2>/dev/null
 echo "done in $(( $(date +%s) - t0 ))s" | tee "$OUT/wall.txt"

@@ -84,9 +84,35 @@ def _xla_cpu_flags(rows: list[tuple[dict, dict, str]]) -> list[str]:
   ]  # fmt: skip
 
 
+def _end_to_end() -> list[str]:
+  lines = []
+  for path in sorted((HERE / "results").glob("end_to_end*.json")):
+    d = json.loads(path.read_text())
+    where = f"{d['device']} ({d['host']['cpu']}, {d['host']['cpu_count']} cores)"
+    ceil = {r["mode"]: r for r in d["rows"] if r["kind"] == "ceiling"}
+    step = {r["arch"]: r for r in d["rows"] if r["kind"] == "step_only"}
+    for r in (r for r in d["rows"] if r["kind"] == "trainer"):
+      c = ceil.get(r["mode"], {})
+      lines.append(
+        f"| {where} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['mode']} | {_fmt(r['images_per_s'])}"
+        f" | {_fmt(step[r['arch']]['images_per_s'])} | {r['vs_step_only']:.2f}x | {_fmt(c.get('images_per_s'), 0)}"
+        f" | {_fmt(c.get('call_ms_median'), 2)} | {path.name} |"
+      )
+  if not lines:
+    return []
+  return [
+    "### End to end: the trainer's loop in each input mode (images/s)", "",
+    "Trainer: the train part of whole epochs of subset5000 (input, steps, metric sums, host syncs), median of the",
+    "epochs after the first. Step only: one batch already on the device, stepped again and again. Input ceiling:",
+    "the same feed with a step that only reads its batch; ms per call: the device feed's time per jitted call.", "",
+    "| device | arch | batch | px | input | trainer | step only | trainer / step only | input ceiling | ms per call | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline() + _xla_cpu_flags(rows)
+  lines = _input_pipeline() + _end_to_end() + _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

@@ -7,6 +7,7 @@
 #
 #   bash experiments/classic_subset5000.sh [/path/to/UTKFace.tar.gz]
 #   RESULTS=/somewhere bash experiments/classic_subset5000.sh ...   (benchmarks/gpu_suite.sh does this)
+#   INPUT=device|stream|auto (default auto): the trainer's --input
 set -uo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-${JAXFACE_DATA:?give the UTKFace archive or set JAXFACE_DATA}}
@@ -15,8 +16,9 @@ out=${RESULTS:-experiments/results/classic_subset5000}
 pre=()
 [ -n "${RESNET50_WEIGHTS:-}" ] && pre=(--pretrained "$RESNET50_WEIGHTS")
 
-python3 -m jaxface.train --arch custom --preset classic --data "$data" --workdir "$runs/custom"
-python3 -m jaxface.train --arch resnet50 --preset classic --data "$data" --workdir "$runs/resnet50" "${pre[@]}"
+input=${INPUT:-auto}
+python3 -m jaxface.train --arch custom --preset classic --input "$input" --data "$data" --workdir "$runs/custom"
+python3 -m jaxface.train --arch resnet50 --preset classic --input "$input" --data "$data" --workdir "$runs/resnet50" "${pre[@]}"
 for arch in custom resnet50; do
   python3 -m jaxface.evaluate --workdir "$runs/$arch" --split validation --checkpoint best > /dev/null
   mkdir -p "$out/$arch"

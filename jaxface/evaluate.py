@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
   p.add_argument("--tta", default="none", choices=TTA)
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
   logging.getLogger("absl").setLevel(logging.WARNING)
   try:
     result = evaluation.evaluate(args.workdir, args.split, args.checkpoint, args.tta, args.data)

@@ -8,7 +8,6 @@ a workdir without them is left out of those figures, and said so).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
@@ -19,12 +18,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxface import metrics  # noqa: E402
+from jaxface import files, metrics  # noqa: E402
 from jaxface.data import labels as labels_lib  # noqa: E402
 
 
 def _label(workdir: Path) -> str:
-  cfg = json.loads((workdir / "config.json").read_text())
+  cfg = files.read_json(workdir / "config.json", "the run's config")
   pre = " (pretrained)" if cfg.get("pretrained") else ""
   return f"{cfg['arch']}{pre}, {cfg['preset']} preset, {cfg['image_size']}px"
 
@@ -148,12 +147,12 @@ def plot(workdirs: list[str | Path], out: str | Path, split: str = "validation")
   for w in workdirs:
     name = _label(w)
     names[w] = name if name not in names.values() else f"{name} [{w.name}]"
-  runs = {names[w]: json.loads((w / "history.json").read_text()) for w in workdirs}
+  runs = {names[w]: files.read_json(w / "history.json", "the run's history, one entry per epoch") for w in workdirs}
   made = [training_curves(runs, out)]
   evals, preds = {}, {}
   for w in workdirs:
     if (w / f"eval_{split}.json").exists() and (w / f"predictions_{split}.csv").exists():
-      evals[names[w]] = json.loads((w / f"eval_{split}.json").read_text())
+      evals[names[w]] = files.read_json(w / f"eval_{split}.json", "evaluate's metrics")
       preds[names[w]] = _predictions(w / f"predictions_{split}.csv")
     else:
       logging.warning(

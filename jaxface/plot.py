@@ -20,11 +20,11 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--out", required=True)
   p.add_argument("--split", default="validation", help="which eval_<split>.json to plot (default validation)")
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
   try:
     for path in figures.plot(args.workdirs, args.out, args.split):
       print(path)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

@@ -18,6 +18,7 @@ import csv
 import itertools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
   p.add_argument("--batch-size", type=int, default=32)
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
   try:
     predictor = Predictor.from_workdir(
       args.workdir, args.checkpoint, batch_size=args.batch_size, detect=not args.no_detect
@@ -67,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
       faces_of = by_file.setdefault(rec["file"], [])
       if rec["status"] == "ok":
         faces_of.append(rec)
+  # Copies keep their paths below the photos' common folder: x/face.jpg and y/face.jpg stay apart.
+  base = Path(os.path.commonpath([Path(f).resolve().parent for f in by_file])) if by_file else None
   for file, recs in by_file.items():
-    faces.annotate(faces.load_photo(file), recs, Path(args.annotate))
+    faces.annotate(faces.load_photo(file), recs, Path(args.annotate), Path(file).resolve().relative_to(base))
   if args.out:
     out.close()
   print(

@@ -12,13 +12,14 @@ import argparse
 import dataclasses
 import json
 import logging
+import signal
 import sys
 
 import jax
 
 from jaxface import config as config_lib
 from jaxface.data import source
-from jaxface.training import trainer
+from jaxface.training import trainer, workdir_lock
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, str]:
@@ -32,17 +33,26 @@ def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, str]:
   return config_lib.from_flags(args), args.workdir
 
 
+def _interrupt(signum, frame):
+  raise KeyboardInterrupt(f"signal {signum}")  # unwinds like Ctrl-C: the checkpoint in flight is waited for
+
+
 def main(argv: list[str] | None = None) -> int:
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+  # force: an imported library may have configured the root logger already, and our info lines would vanish
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
   for noisy in ("absl", "jax._src.xla_bridge", "orbax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  signal.signal(signal.SIGTERM, _interrupt)
   try:
     cfg, workdir = parse_args(argv)
     logging.info("Config: %s", json.dumps(dataclasses.asdict(cfg)))
     trainer.train(cfg, workdir)
-  except (source.DataNotFoundError, trainer.NonFiniteLossError, ValueError) as e:
+  except (source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except KeyboardInterrupt:
+    print(f"interrupted; rerun the same command to resume from the last checkpoint in {workdir}", file=sys.stderr)
+    return 130
   return 0
 
 

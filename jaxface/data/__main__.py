@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--tfds-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--rebuild", action="store_true", help="build again even if prepared")
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
   t0 = time.perf_counter()
   run = provenance.record(device=False)
   try:
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is the JSON alone
       b = prepare.prepare(args.data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild)
-  except source.DataNotFoundError as e:
+  except (source.DataNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(json.dumps({**prepare.summary(b), "run": {**run, "wall_s": round(time.perf_counter() - t0, 2)}}, indent=2))

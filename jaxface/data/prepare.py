@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import tensorflow_datasets as tfds
@@ -102,6 +103,9 @@ def _lock(b: Builder):
 
 def _build(b: Builder, data, config: str, image_size: int, tfds_dir, rebuild: bool) -> Builder:
   path = _manual_source(b, data)
+  for leftover in Path(b.data_dir).parent.glob(f"incomplete.*_{b.version}"):  # a killed build's; we hold the lock
+    logging.info("Removing %s, left by an interrupted build", leftover)
+    shutil.rmtree(leftover, ignore_errors=True)
   logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
   b = builder(config, image_size, tfds_dir, source=path)
   mode = (

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,10 @@ only; cite Zhang, Song & Qi, CVPR 2017) asks each user to fetch it.
 
 class DataNotFoundError(FileNotFoundError):
   pass
+
+
+class DataError(ValueError):
+  """The data was found but cannot be used: a truncated archive, no usable images, too few for a config."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,23 +82,42 @@ def locate(path: str | os.PathLike | None) -> Path:
 
 
 def iter_files(path: Path) -> Iterator[tuple[str, bytes]]:
-  """(base name, bytes) of every regular file in an archive or folder, sorted by name."""
+  """(base name, bytes) of every regular file in an archive or folder, sorted by name.
+
+  An archive is read in its own order, in one pass, then sorted in memory: a
+  compressed tar read in name order would rewind its stream for every member
+  out of order (231 s instead of 0.5 s for 5,412 files packed unsorted).
+  """
   if path.is_dir():
     files = sorted(f for f in path.rglob("*") if f.is_file())
     for f in files:
       yield f.name, f.read_bytes()
     return
-  with tarfile.open(path, "r:*") as tar:
-    members = sorted((m for m in tar if m.isfile()), key=lambda m: m.name)
-    for m in members:
-      yield os.path.basename(m.name), tar.extractfile(m).read()
+  try:
+    with tarfile.open(path, "r:*") as tar:
+      members = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+  except (EOFError, tarfile.TarError, zlib.error, OSError) as e:
+    raise DataError(
+      f"{path}: the archive is truncated or corrupt ({type(e).__name__}: {e}); download it again"
+    ) from None
+  for name, data in sorted(members, key=lambda m: m[0]):
+    yield os.path.basename(name), data
 
 
 def decode(data: bytes, size: int | None = None) -> np.ndarray:
   """uint8 RGB pixels of an encoded image (EXIF orientation applied); square and ``size`` when given."""
   with Image.open(io.BytesIO(data)) as img:
-    img = ImageOps.exif_transpose(img).convert("RGB")
+    img = to_rgb(ImageOps.exif_transpose(img))
   return np.asarray(to_square(img, size) if size is not None else img, dtype=np.uint8)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+  """RGB, 8 bits per channel. Pillow's own conversion clips 16- and 32-bit grey to 255 (an all-white
+  image): those are scaled down to 8 bits first, from 16 bits (PNG's deepest grey)."""
+  if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    grey = np.asarray(img, np.float64) / 65535.0 * 255.0
+    img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), "L")
+  return img.convert("RGB")
 
 
 def to_square(img: Image.Image, size: int) -> Image.Image:

@@ -9,7 +9,8 @@ from PIL import ImageDraw, ImageFont
 from jaxface.faces.photos import IMAGE_SUFFIXES, Photo
 
 
-def annotate(photo: Photo, records: list[dict], out_dir: Path) -> Path:
+def annotate(photo: Photo, records: list[dict], out_dir: Path, name: str | Path | None = None) -> Path:
+  """Writes the annotated copy to ``out_dir / name`` (default: the photo's file name); returns its path."""
   img = photo.image.copy()
   draw = ImageDraw.Draw(img)
   side = max(img.size)
@@ -24,7 +25,9 @@ def annotate(photo: Photo, records: list[dict], out_dir: Path) -> Path:
     ty = y - (tb[3] - tb[1]) - 2 * width if y > (tb[3] - tb[1]) + 2 * width else y + h + width
     draw.rectangle((x, ty, x + tb[2] - tb[0] + 2 * width, ty + tb[3] - tb[1] + 2 * width), fill=color)
     draw.text((x + width, ty + width - (tb[1] - y)), label, fill="white", font=font)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  dest = out_dir / Path(photo.file).name
-  img.save(dest if dest.suffix.lower() in IMAGE_SUFFIXES else dest.with_suffix(".png"))
+  dest = out_dir / (name or Path(photo.file).name)
+  if dest.suffix.lower() not in IMAGE_SUFFIXES:
+    dest = dest.with_suffix(".png")
+  dest.parent.mkdir(parents=True, exist_ok=True)
+  img.save(dest)
   return dest

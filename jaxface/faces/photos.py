@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from jaxface.data.source import to_rgb
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
@@ -41,7 +43,7 @@ def expand_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[dict]]:
 def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = None) -> Photo:
   """An RGB PIL image, EXIF-oriented, or the reason it could not be read."""
   if isinstance(item, Image.Image):
-    return Photo(name or "<image>", ImageOps.exif_transpose(item).convert("RGB"))
+    return Photo(name or "<image>", to_rgb(ImageOps.exif_transpose(item)))
   if isinstance(item, np.ndarray):
     arr = item if item.ndim == 3 else np.repeat(item[..., None], 3, axis=-1)
     return Photo(name or "<array>", Image.fromarray(arr.astype(np.uint8)[..., :3]))
@@ -51,6 +53,8 @@ def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = N
     if not data:
       return Photo(str(path), error="empty file (0 bytes)")
     with Image.open(io.BytesIO(data)) as img:
-      return Photo(str(path), ImageOps.exif_transpose(img).convert("RGB"))
+      return Photo(str(path), to_rgb(ImageOps.exif_transpose(img)))
+  except Image.DecompressionBombError as e:
+    return Photo(str(path), error=f"too large to read safely ({e})")
   except (UnidentifiedImageError, OSError, ValueError) as e:
     return Photo(str(path), error=f"not a readable image ({type(e).__name__}: {e})")

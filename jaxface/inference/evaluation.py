@@ -7,7 +7,7 @@ and per age band, race and gender) and DIR/predictions_<split>.csv.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxface import metrics, provenance
+from jaxface import files, metrics, provenance
 from jaxface.data import pipeline, prepare
 from jaxface.data import source as source_lib
 from jaxface.inference import restore
@@ -83,20 +83,21 @@ def load_split(r: restore.Restored, split: str, data: str | None) -> tuple[Seque
 
 
 def write_predictions(path: Path, cols: dict) -> None:
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race"])
-    for i in range(len(cols["age"])):
-      w.writerow(
-        [
-          cols["file_name"][i],
-          int(cols["age"][i]),
-          f"{cols['pred_age'][i]:.3f}",
-          int(cols["gender"][i]),
-          f"{cols['p_female'][i]:.5f}",
-          int(cols["race"][i]),
-        ]
-      )
+  buf = io.StringIO()
+  w = csv.writer(buf)
+  w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race"])
+  for i in range(len(cols["age"])):
+    w.writerow(
+      [
+        cols["file_name"][i],
+        int(cols["age"][i]),
+        f"{cols['pred_age'][i]:.3f}",
+        int(cols["gender"][i]),
+        f"{cols['p_female'][i]:.5f}",
+        int(cols["race"][i]),
+      ]
+    )
+  files.write_text(path, buf.getvalue())
 
 
 def evaluate(
@@ -116,6 +117,6 @@ def evaluate(
     **run_info, "wall_s": None,
   }  # fmt: skip
   result["wall_s"] = round(time.perf_counter() - t0, 2)
-  (workdir / f"eval_{split}.json").write_text(json.dumps(result, indent=2) + "\n")
+  files.write_json(workdir / f"eval_{split}.json", result)
   write_predictions(workdir / f"predictions_{split}.csv", cols)
   return result

@@ -55,7 +55,13 @@ def load(workdir: str | Path, which: str = "best", device: jax.Device | None = N
     step = ckpt.best_step() if which == "best" else ckpt.latest_step()
     if step is None:
       raise FileNotFoundError(f"{workdir}: no checkpoints in {workdir / 'checkpoints'}; train first")
-    weights = ckpt.restore_weights(step, abstract)
+    try:
+      weights = ckpt.restore_weights(step, abstract)
+    except Exception as e:  # TensorStore and Orbax raise several types for damaged files
+      raise ValueError(
+        f"checkpoint {step} in {workdir / 'checkpoints'} cannot be read ({type(e).__name__}: {str(e)[:300]}); "
+        f"try --checkpoint {'last' if which == 'best' else 'best'}, or resume training to replace it"
+      ) from None
   finally:
     ckpt.close()
   return Restored(cfg, graphdef, weights["params"], weights["batch_stats"], step)

@@ -9,6 +9,7 @@ Each process saves its own iterator position (grain's handler writes
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grain
@@ -18,6 +19,10 @@ from orbax.checkpoint import checkpoint_managers as cm
 from jaxface import metrics
 
 KEEP_LAST = 2
+
+
+class IncompatibleCheckpointError(ValueError):
+  """A readable checkpoint that this run cannot resume from."""
 
 
 def _best_metric(m: dict) -> float:
@@ -60,13 +65,41 @@ class Checkpointer:
     items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
     if data_iter is not None:
       if "data" not in (self.mngr.item_metadata(step) or {}):
-        raise ValueError(
+        raise IncompatibleCheckpointError(
           f"checkpoint {step} in {self.directory} holds no data iterator: it was trained with --input device; "
           "resume it with --input device"
         )
       items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
     r = self.mngr.restore(step, args=ocp.args.Composite(**items))
     return r["state"], r["meta"]
+
+  def restore_latest(self, abstract_state, data_iter: grain.DatasetIterator | None) -> tuple[int, object, dict] | None:
+    """(step, state, meta) of the newest checkpoint that can be read, or None when there is none.
+
+    A checkpoint that cannot be read (a truncated file, say) is set aside as
+    ``<step>.unreadable``, with a warning, and the one before it is tried.
+    """
+    skipped = False
+    for step in sorted(self.all_steps(), reverse=True):
+      try:
+        state, meta = self.restore(step, abstract_state, data_iter)
+      except IncompatibleCheckpointError:
+        raise
+      except Exception as e:  # TensorStore and Orbax raise several types for damaged files
+        aside = self.directory / f"{step}.unreadable"
+        (self.directory / str(step)).rename(aside)
+        self.mngr.reload()
+        logging.warning("checkpoint %d cannot be read (%s: %.300s); set aside as %s", step, type(e).__name__, e, aside)
+        skipped = True
+        continue
+      if skipped:
+        logging.warning("resuming from step %d, the newest checkpoint that can be read", step)
+      return step, state, meta
+    return None
+
+  def wait(self) -> None:
+    """Until the save in flight is on disk."""
+    self.mngr.wait_until_finished()
 
   def restore_weights(self, step: int, abstract_weights: dict) -> dict:
     """Only ``params`` and ``batch_stats`` (as in ``abstract_weights``, with its target shardings): for inference."""

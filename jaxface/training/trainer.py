@@ -1,5 +1,8 @@
 """The training loop: a jitted, data-parallel step over every device of the chosen platform.
 
+Batches come from one of two feeds (``feeds``): the splits resident on the
+device, many steps per call, or streamed from the host by grain.
+
 The workdir receives config.json (all evaluation needs), history.json (one
 entry per epoch), checkpoints/ (the last two and the best by validation age
 MAE), and run.json (command, commit, device, wall time). Training the same
@@ -8,6 +11,7 @@ workdir again resumes from the last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -20,9 +24,9 @@ import jax
 from tqdm import tqdm
 
 from jaxface import config as config_lib
-from jaxface import metrics, provenance, sharding, xla_options
+from jaxface import files, metrics, provenance, sharding, xla_options
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import checkpoint, feeds, frozen_prefix, steps
+from jaxface.training import checkpoint, feeds, frozen_prefix, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -54,7 +58,7 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
       f"when {workdir} started: the learning rate has decayed to 0 there, and a longer schedule would make it jump "
       "back up. Train longer in a new --workdir (with --lr-horizon-epochs, if you plan to extend it later)."
     )
-  path.write_text(cfg.to_json())
+  files.write_text(path, cfg.to_json())
   return cfg
 
 
@@ -76,11 +80,21 @@ def _arrays(builder, split: str, source) -> dict:
 
 
 def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
-  """Trains (or resumes) ``cfg`` in ``workdir``; returns the last history entry."""
-  t_start = time.perf_counter()
-  run = provenance.record()  # commit and date as the run starts; wall time added at the end
+  """Trains (or resumes) ``cfg`` in ``workdir``; returns the last history entry.
+
+  The workdir is locked for the run (a second run on it is refused, naming
+  this one). Every exit, an error or an interrupt included, waits for the
+  checkpoint being saved.
+  """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  with workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+    return _train(cfg, workdir)
+
+
+def _train(cfg: config_lib.Config, workdir: Path) -> dict:
+  t_start = time.perf_counter()
+  run = provenance.record()  # commit and date as the run starts; wall time added at the end
   cfg = _write_config(cfg, workdir)
   primary = jax.process_index() == 0
 
@@ -131,72 +145,82 @@ def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
       ),
       eval_step=jax.jit(eval_step, in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts),
     )  # fmt: skip
+  assert feed.steps_per_epoch == steps_per_epoch, (feed.steps_per_epoch, steps_per_epoch)
   logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)
 
   # --- checkpoint restore --------------------------------------------------
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
-  history_path = workdir / "history.json"
-  history: list[dict] = []
-  start_epoch = 0
-  if (last := ckpt.latest_step()) is not None:
+  with contextlib.closing(ckpt):  # close() waits for the save in flight, whatever ends the run
+    history_path = workdir / "history.json"
+    history: list[dict] = []
+    start_epoch = 0
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), state)
-    state, meta = ckpt.restore(last, abstract, feed.iterator)
-    start_epoch = meta["epoch"]
-    history = (
-      [h for h in json.loads(history_path.read_text()) if h["epoch"] <= start_epoch] if history_path.exists() else []
-    )
-    logging.info("Resumed from %s at epoch %d (step %d)", ckpt.directory, start_epoch, last)
+    if (restored := ckpt.restore_latest(abstract, feed.iterator)) is not None:
+      last, state, meta = restored
+      start_epoch = meta["epoch"]
+      history = meta["history"]  # kept with the checkpoint: history.json is an output, rebuilt from it
+      logging.info("Resumed from %s at epoch %d (step %d)", ckpt.directory, start_epoch, last)
 
-  # --- loop --------------------------------------------------------------
-  tty = sys.stderr.isatty()
-  for epoch in range(start_epoch, cfg.epochs):
-    t0, wait, acc, done = time.perf_counter(), 0.0, None, 0
-    bar = tqdm(
-      total=steps_per_epoch,
-      desc=f"epoch {epoch + 1}/{cfg.epochs}",
-      disable=(None if tty else False) if primary else True,
-      mininterval=0.5 if tty else 30,
-      leave=False,
-    )
-    while done < steps_per_epoch:
-      k = min(feed.steps_per_call, steps_per_epoch - done)
-      state, sums, waited = feed.run(state, epoch, done, k)
-      acc, wait, done = sums if acc is None else jax.tree.map(operator.add, acc, sums), wait + waited, done + k
-      if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:  # a host sync
-        host, bad = jax.device_get((acc, state["first_bad_step"]))
-        if bad >= 0:
-          raise NonFiniteLossError(
-            f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
-            f"The last good checkpoint is step {ckpt.latest_step()} in {workdir / 'checkpoints'}."
-          )
-        m = metrics.from_sums(host)
-        bar.set_postfix(loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False)
-      bar.update(k)
-    bar.close()
-    train_s = time.perf_counter() - t0
-    tm = metrics.from_sums(jax.device_get(acc))
-    vm = metrics.from_sums(jax.device_get(feed.evaluate(state)))
-    step = int(jax.device_get(state["step"]))
-    entry = {
-        "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
-        "lr": float(jax.device_get(state["opt_state"].hyperparams["learning_rate"])),
-        "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
-        "images_per_s": round(steps_per_epoch * cfg.batch_size / train_s, 1),
-        "input_wait_frac": round(wait / train_s, 4),
-    }  # fmt: skip
-    history.append(entry)
-    ckpt.save(step, state, feed.iterator, {"epoch": epoch + 1}, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
-    if primary:
-      history_path.write_text(json.dumps(history, indent=1) + "\n")
-      print(
-        f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
-        f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
-        f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
-        flush=True,
+    # --- loop --------------------------------------------------------------
+    tty = sys.stderr.isatty()
+    for epoch in range(start_epoch, cfg.epochs):
+      t0, wait, acc, done = time.perf_counter(), 0.0, None, 0
+      bar = tqdm(
+        total=steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=(None if tty else False) if primary else True,
+        mininterval=0.5 if tty else 30,
+        leave=False,
       )
-  ckpt.close()
-  if primary:
-    run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})
-    run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
-    (workdir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
-  return history[-1] if history else {}
+      while done < steps_per_epoch:
+        k = min(feed.steps_per_call, steps_per_epoch - done)
+        state, sums, waited = feed.run(state, epoch, done, k)
+        acc, wait, done = sums if acc is None else jax.tree.map(operator.add, acc, sums), wait + waited, done + k
+        if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:  # a host sync
+          host, bad = jax.device_get((acc, state["first_bad_step"]))
+          if bad >= 0:
+            ckpt.wait()  # the previous epoch's save lands before we name it
+            last = ckpt.latest_step()
+            raise NonFiniteLossError(
+              f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
+              + (
+                f"The last good checkpoint is step {last} in {ckpt.directory}."
+                if last is not None
+                else "No checkpoint was saved yet."
+              )
+            )
+          m = metrics.from_sums(host)
+          bar.set_postfix(
+            loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False
+          )
+        bar.update(k)
+      bar.close()
+      train_s = time.perf_counter() - t0
+      tm = metrics.from_sums(jax.device_get(acc))
+      vm = metrics.from_sums(jax.device_get(feed.evaluate(state)))
+      step = int(jax.device_get(state["step"]))
+      entry = {
+          "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
+          "lr": float(jax.device_get(state["opt_state"].hyperparams["learning_rate"])),
+          "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
+          "images_per_s": round(steps_per_epoch * cfg.batch_size / train_s, 1),
+          "input_wait_frac": round(wait / train_s, 4),
+      }  # fmt: skip
+      history.append(entry)
+      meta = {"epoch": epoch + 1, "history": history}
+      ckpt.save(step, state, feed.iterator, meta, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
+      if primary:
+        files.write_json(history_path, history, indent=1)
+        print(
+          f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
+          f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
+          f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
+          flush=True,
+        )
+    ckpt.wait()
+    if primary:
+      files.write_json(history_path, history, indent=1)  # also when a resume found the run complete
+      run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})
+      run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
+      files.write_json(workdir / "run.json", run)
+    return history[-1] if history else {}

@@ -99,6 +99,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     records, skips = source_lib.scan(path)
     unique, duplicates = splits_lib.deduplicate(records)
     cfg = self.builder_config
+    if not unique:
+      raise source_lib.DataError(
+        f"{path}: no usable images ({len(skips)} files skipped; UTKFace names look like 25_0_1_<date>.jpg.chip.jpg)"
+      )
+    if cfg.subset is not None and len(unique) < cfg.subset:
+      raise source_lib.DataError(
+        f"{path}: subset{cfg.subset} needs {cfg.subset} usable images, found {len(unique)}; use --dataset full"
+      )
     pool = unique
     if cfg.subset is not None:
       pool = splits_lib.stratified_split(unique, {"subset": cfg.subset}, cfg.seed)["subset"]

@@ -1,0 +1,276 @@
+"""What happens when a user kills a run, starts two, or hands jaxface bad data or a bad photo."""
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import TINY_WIDTHS
+from PIL import Image
+
+from jaxface import Predictor, faces
+from jaxface import config as config_lib
+from jaxface import predict as predict_cli
+from jaxface.data import prepare, source
+from jaxface.inference import evaluation
+from jaxface.training import feeds, trainer, workdir_lock
+
+
+def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
+  base = dict(
+    data=str(archive), dataset="full", tfds_dir=str(tfds_dir), image_size=32, batch_size=8, epochs=2,
+    widths=TINY_WIDTHS, hidden=(16,), log_every=1,
+  )  # fmt: skip
+  return config_lib.make("custom", "classic", **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory, fake_archive):
+  d = tmp_path_factory.mktemp("tfds_reliability")
+  prepare.prepare(fake_archive[0], "full", 32, d)
+  return d
+
+
+def kept_steps(workdir: Path) -> list[int]:
+  """Finalised checkpoints only: Orbax writes a step into a temporary folder, then renames it."""
+  return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+# --- 1. two trainers, one workdir -------------------------------------------------------------------------------
+
+
+def test_a_second_trainer_on_a_busy_workdir_is_refused(tmp_path, fake_archive, tfds_dir):
+  tmp_path.mkdir(exist_ok=True)
+  with workdir_lock.hold(tmp_path):
+    with pytest.raises(workdir_lock.WorkdirBusyError, match=f"in use by another training run \\(PID {os.getpid()} on"):
+      trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  assert not (tmp_path / "config.json").exists()  # the refused run wrote nothing
+  # A lock left by a dead process (the file, no flock on it) does not block.
+  (tmp_path / ".lock").write_text(json.dumps({"pid": 999999, "host": "gone", "started": "then"}))
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1), tmp_path)
+  assert kept_steps(tmp_path) == [6]
+
+
+# --- 2. every exit waits for the checkpoint in flight -----------------------------------------------------------
+
+
+def _interrupt_in_epoch_2(monkeypatch, what):
+  real = feeds.DeviceFeed.run
+
+  def run(self, state, epoch, offset, k):
+    if epoch == 1:
+      if what == "nan":
+        state = {**state, "first_bad_step": jnp.asarray(6, jnp.int32)}
+      else:
+        raise KeyboardInterrupt
+    return real(self, state, epoch, offset, k)
+
+  monkeypatch.setattr(feeds.DeviceFeed, "run", run)
+
+
+def test_a_non_finite_loss_after_an_epoch_keeps_that_epochs_checkpoint(tmp_path, fake_archive, tfds_dir, monkeypatch):
+  _interrupt_in_epoch_2(monkeypatch, "nan")
+  with pytest.raises(trainer.NonFiniteLossError, match="step 6 .*last good checkpoint is step 6"):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, input="device"), tmp_path)
+  assert kept_steps(tmp_path) == [6]  # finalised when the error is raised, not left in a temporary folder
+
+
+def test_an_interrupt_after_an_epoch_keeps_that_epochs_checkpoint(tmp_path, fake_archive, tfds_dir, monkeypatch):
+  _interrupt_in_epoch_2(monkeypatch, "interrupt")
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, input="device"), tmp_path)
+  assert kept_steps(tmp_path) == [6]
+
+
+def test_a_non_finite_loss_before_any_checkpoint_says_so(tmp_path, fake_archive, tfds_dir, monkeypatch):
+  real = feeds.DeviceFeed.run
+  monkeypatch.setattr(
+    feeds.DeviceFeed, "run", lambda self, s, e, o, k: real(self, {**s, "first_bad_step": jnp.asarray(0)}, e, o, k)
+  )
+  with pytest.raises(trainer.NonFiniteLossError, match="No checkpoint was saved yet"):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, input="device"), tmp_path)
+
+
+# --- 3. unsorted archives --------------------------------------------------------------------------------------
+
+
+def test_an_unsorted_archive_is_read_in_one_pass(tmp_path, fake_archive, monkeypatch):
+  """The fake archive's members are not in name order; reading them sorted must not rewind the gzip stream."""
+  rewinds = []
+  real = gzip._GzipReader._rewind
+  monkeypatch.setattr(gzip._GzipReader, "_rewind", lambda self: rewinds.append(1) or real(self))
+  names = [n for n, _ in source.iter_files(fake_archive[0])]
+  assert names == sorted(names) and len(names) > 40
+  assert rewinds == []
+
+
+# --- 4. a decompression bomb among photos ------------------------------------------------------------------------
+
+
+def test_a_huge_photo_gets_an_error_record_and_the_rest_go_on(trained, tmp_path):
+  Image.new("1", (20000, 10000)).save(tmp_path / "huge.png")  # 200 Mpx: past Pillow's bomb limit
+  Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "small.png")
+  p = Predictor.from_workdir(trained, detect=False, batch_size=2)
+  recs = list(p.predict_many(faces.load_photo(tmp_path / n) for n in ("huge.png", "small.png")))
+  assert [r["status"] for r in recs] == ["error", "ok"]
+  assert "huge.png" in recs[0]["file"] and "pixels" in recs[0]["error"]
+
+
+# --- 5. a user's mistakes: one line naming the file, no traceback ------------------------------------------------
+
+
+def _cli(module: str, *args: str, env=None) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    [sys.executable, "-m", module, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+  )
+
+
+def _one_clear_line(out: subprocess.CompletedProcess, *needles: str) -> None:
+  assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
+  line = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+  assert len(line) == 1 and all(n in line[0] for n in needles), out.stderr[-3000:]
+
+
+def test_a_truncated_archive_is_one_clear_error(tmp_path, fake_archive):
+  data = Path(fake_archive[0]).read_bytes()
+  cut = tmp_path / "cut.tar.gz"
+  cut.write_bytes(data[: len(data) // 2])
+  _one_clear_line(_cli("jaxface.data", "--data", str(cut), "--tfds-dir", str(tmp_path / "t1")), str(cut), "truncated")
+  args = [
+    "--data",
+    str(cut),
+    "--tfds-dir",
+    str(tmp_path / "t2"),
+    "--workdir",
+    str(tmp_path / "w"),
+    "--image-size",
+    "32",
+  ]
+  _one_clear_line(_cli("jaxface.train", *args), str(cut), "truncated")
+
+
+def test_an_empty_folder_or_too_few_images_is_one_clear_error(tmp_path, fake_archive):
+  (tmp_path / "empty").mkdir()
+  out = _cli("jaxface.data", "--data", str(tmp_path / "empty"), "--tfds-dir", str(tmp_path / "t1"))
+  _one_clear_line(out, str(tmp_path / "empty"), "no usable images")
+  out = _cli(
+    "jaxface.data", "--data", str(fake_archive[0]), "--dataset", "subset5000", "--tfds-dir", str(tmp_path / "t2")
+  )
+  _one_clear_line(out, str(fake_archive[0]), "subset5000 needs 5000")
+
+
+def test_a_corrupt_config_or_history_names_the_file(trained, tmp_path):
+  broken = tmp_path / "broken"
+  broken.mkdir()
+  (broken / "config.json").write_text('{"arch": "custom",')
+  _one_clear_line(_cli("jaxface.evaluate", "--workdir", str(broken)), str(broken / "config.json"))
+  copy = tmp_path / "copy"
+  copy.mkdir()
+  (copy / "config.json").write_text((trained / "config.json").read_text())
+  (copy / "history.json").write_text("")
+  _one_clear_line(
+    _cli("jaxface.plot", "--workdirs", str(copy), "--out", str(tmp_path / "f")), str(copy / "history.json")
+  )
+
+
+# --- 6. 16-bit images --------------------------------------------------------------------------------------------
+
+
+def test_a_16_bit_png_keeps_its_grey_levels():
+  buf = io.BytesIO()
+  Image.fromarray(np.full((40, 40), 32768, np.uint16)).save(buf, format="PNG")
+  pixels = source.decode(buf.getvalue(), 32)
+  assert pixels.shape == (32, 32, 3) and abs(int(pixels.mean()) - 128) <= 1
+
+
+# --- 7. and 8. checkpoints: a corrupted one, a lost history, the keep policy across resumes -----------------------
+
+
+def _truncate_the_state_files(step_dir: Path) -> None:
+  """Cuts every data file of the saved state in half, as a full disk or a killed copy would."""
+  for path in [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.stat().st_size > 64]:
+    with open(path, "r+b") as f:
+      f.truncate(path.stat().st_size // 2)
+
+
+def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path, fake_archive, tfds_dir, caplog):
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+  _truncate_the_state_files(tmp_path / "checkpoints" / "12")
+  with pytest.raises(ValueError, match="checkpoint 12 .* cannot be read"):
+    evaluation.evaluate(tmp_path, "validation", checkpoint="last")
+  last = trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3), tmp_path)
+  assert "checkpoint 12 cannot be read" in caplog.text and "resuming from step 6" in caplog.text
+  assert last["epoch"] == 3 and last["step"] == 18
+  assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1, 2, 3]
+
+
+def test_history_lives_with_the_checkpoints_and_the_keep_policy_holds(tmp_path, fake_archive, tfds_dir):
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3), tmp_path)
+  (tmp_path / "history.json").unlink()
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=6), tmp_path)
+  h = json.loads((tmp_path / "history.json").read_text())
+  assert [e["epoch"] for e in h] == [1, 2, 3, 4, 5, 6]
+  best = min(h, key=lambda e: e["val_age_mae"])["step"]
+  assert kept_steps(tmp_path) == sorted({30, 36, best})
+  assert evaluation.evaluate(tmp_path, "validation", checkpoint="best")["step"] == best
+
+
+# --- 9. annotated copies of photos with the same name -------------------------------------------------------------
+
+
+def test_annotated_copies_keep_their_folders(trained, tmp_path):
+  for d in ("x", "y"):
+    (tmp_path / "in" / d).mkdir(parents=True)
+    Image.fromarray(np.full((64, 64, 3), 100 if d == "x" else 200, np.uint8)).save(tmp_path / "in" / d / "face.jpg")
+  rc = predict_cli.main(
+    [
+      str(tmp_path / "in"),
+      "--workdir",
+      str(trained),
+      "--annotate",
+      str(tmp_path / "ann"),
+      "--out",
+      str(tmp_path / "r.jsonl"),
+    ]
+  )
+  assert rc == 0
+  assert sorted(str(p.relative_to(tmp_path / "ann")) for p in (tmp_path / "ann").rglob("*.jpg")) == [
+    "x/face.jpg",
+    "y/face.jpg",
+  ]
+
+
+# --- 10. the trainer says what it does; a killed build is cleaned up ---------------------------------------------
+
+
+def test_the_trainer_says_it_resumed(tmp_path, fake_archive, tfds_dir):
+  args = ["--data", str(fake_archive[0]), "--dataset", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
+          "--batch-size", "8", "--widths", json.dumps(TINY_WIDTHS), "--hidden", "16", "--workdir", str(tmp_path)]  # fmt: skip
+  first = _cli("jaxface.train", *args, "--epochs", "1")
+  assert first.returncode == 0 and "Config: " in first.stderr, first.stderr[-2000:]
+  second = _cli("jaxface.train", *args, "--epochs", "2")
+  assert second.returncode == 0 and "Resumed from" in second.stderr and "at epoch 1 (step 6)" in second.stderr
+
+
+def test_a_killed_build_is_cleaned_up(tmp_path, fake_archive):
+  b = prepare.builder("full", 24, tmp_path)
+  leftover = Path(b.data_dir).parent / f"incomplete.ABC123_{b.version}"
+  leftover.mkdir(parents=True)
+  (leftover / "half.array_record-00000-of-00001").write_bytes(b"partial")
+  prepare.prepare(fake_archive[0], "full", 24, tmp_path)
+  assert not leftover.exists()
+
+
+def test_files_are_written_atomically(tmp_path):
+  from jaxface import files
+
+  files.write_json(tmp_path / "a.json", {"x": 1})
+  assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1} and [p.name for p in tmp_path.iterdir()] == [
+    "a.json"
+  ]

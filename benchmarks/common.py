@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -14,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
 
-from jaxface.provenance import git_commit  # noqa: E402  (stdlib-only module)
+from jaxface.provenance import git_commit, host  # noqa: E402,F401  (stdlib-only module; host: re-exported)
 
 # Dense peak FLOP/s by device-kind substring: (bfloat16, float32-as-run). On NVIDIA, XLA and
 # PyTorch run float32 matmuls/convs as TF32 by default, so the float32 peak is TF32's.
@@ -28,22 +26,6 @@ PEAKS = {
   "TPU v5": (197e12, None),
   "TPU v4": (275e12, None),
 }
-
-
-def host() -> dict:
-  """The CPU a result came from: XLA's CPU kernels differ by instruction set, so "x86_64" is not enough."""
-  info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-  if hasattr(os, "sched_getaffinity"):
-    info["cores_usable"] = len(os.sched_getaffinity(0))
-  try:
-    text = Path("/proc/cpuinfo").read_text()
-  except OSError:
-    return info
-  fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-  fields = {k.strip(): v.strip() for k, v in fields.items()}
-  info["cpu"] = fields.get("model name", info["cpu"])
-  info["isa"] = sorted(f for f in fields.get("flags", "").split() if f.startswith(("avx", "amx", "fma")))
-  return info
 
 
 def peak_flops(device_kind: str, dtype: str) -> float | None:

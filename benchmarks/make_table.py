@@ -94,7 +94,7 @@ def _end_to_end() -> list[str]:
     for r in (r for r in d["rows"] if r["kind"] == "trainer"):
       c = ceil.get(r["mode"], {})
       lines.append(
-        f"| {where} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['mode']} | {_fmt(r['images_per_s'])}"
+        f"| {where} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['mode']}, {r['epochs']} epochs | {_fmt(r['images_per_s'])}"
         f" | {_fmt(step[r['arch']]['images_per_s'])} | {r['vs_step_only']:.2f}x | {_fmt(c.get('images_per_s'), 0)}"
         f" | {_fmt(c.get('call_ms_median'), 2)} | {path.name} |"
       )

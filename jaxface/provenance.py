@@ -31,6 +31,22 @@ def git_commit(where: str | Path | None = None) -> str:
   return head + ("+dirty" if dirty.strip() else "")
 
 
+def host() -> dict:
+  """The CPU a result came from: XLA's CPU kernels differ by instruction set, so "x86_64" is not enough."""
+  info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+  if hasattr(os, "sched_getaffinity"):
+    info["cores_usable"] = len(os.sched_getaffinity(0))
+  try:
+    text = Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return info
+  fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+  fields = {k.strip(): v.strip() for k, v in fields.items()}
+  info["cpu"] = fields.get("model name", info["cpu"])
+  info["isa"] = sorted(f for f in fields.get("flags", "").split() if f.startswith(("avx", "amx", "fma")))
+  return info
+
+
 def devices() -> dict:
   import jax
 
@@ -61,11 +77,7 @@ def record(wall_s: float | None = None, argv: list[str] | None = None, device: b
     "command": command(list(sys.argv if argv is None else argv)),
     "git_commit": git_commit(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    "machine": {
-      "host_cpu": platform.processor() or platform.machine(),
-      "cpu_count": os.cpu_count(),
-      "python": platform.python_version(),
-    },
+    "machine": {**host(), "python": platform.python_version()},
     "device": devices() if device else None,
     "wall_s": None if wall_s is None else round(wall_s, 2),
   }

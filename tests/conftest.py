@@ -57,6 +57,17 @@ def shared_file_or_skip(rel: str) -> Path:
 TINY_WIDTHS = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
 
 
+def tiny_cfg(archive, tfds_dir, **kw):
+  """A tiny custom CNN on the fake archive's full config at 32 px: 6 steps an epoch."""
+  from jaxface import config as config_lib
+
+  base = dict(
+    data=str(archive), dataset="full", tfds_dir=str(tfds_dir), image_size=32, batch_size=8, epochs=2,
+    widths=TINY_WIDTHS, hidden=(16,), log_every=2,
+  )  # fmt: skip
+  return config_lib.make("custom", "classic", **{**base, **kw})
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, fake_archive):
   """A tiny custom CNN trained 2 epochs on the fake archive's full config (32 px)."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import conftest
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -23,11 +24,7 @@ from jaxface.training import feeds, trainer, workdir_lock
 
 
 def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
-  base = dict(
-    data=str(archive), dataset="full", tfds_dir=str(tfds_dir), image_size=32, batch_size=8, epochs=2,
-    widths=TINY_WIDTHS, hidden=(16,), log_every=1,
-  )  # fmt: skip
-  return config_lib.make("custom", "classic", **{**base, **kw})
+  return conftest.tiny_cfg(archive, tfds_dir, **{"log_every": 1, **kw})  # a host sync every step
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import TINY_WIDTHS as TINY
+from conftest import tiny_cfg
 
 from jaxface import config as config_lib
 from jaxface import metrics, xla_options
 from jaxface import train as train_cli
 from jaxface.training import losses, trainer
-
-TINY = {"trunk": [4, 4, 8], "branch": [8, 8, 8]}
-
-
-def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
-  base = dict(
-    data=str(archive),
-    dataset="full",
-    tfds_dir=str(tfds_dir),
-    image_size=32,
-    batch_size=8,
-    epochs=2,
-    widths=TINY,
-    hidden=(16,),
-    log_every=2,
-  )
-  return config_lib.make("custom", "classic", **{**base, **kw})
 
 
 @pytest.fixture(scope="module")

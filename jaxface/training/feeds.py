@@ -14,9 +14,9 @@ steps run in one jitted ``lax.scan`` with the metrics summed on the device
 remainder of an epoch (N mod B examples) is left out, as in ``stream``.
 
 On CPU the loops are not left to XLA: XLA:CPU (jaxlib 0.10) ran the custom
-CNN's train step (64 px, batch 64) in 0.44 s alone and in 32 s as the body
-of a ``lax.scan``, with or without jaxface's compiler options; unrolled, 0.43 s
-a step. So on CPU the steps of a call are unrolled (the default is one step
+CNN's train step (64 px, batch 64) in 0.46 s alone and in 35 s as the body
+of a ``lax.scan`` (0.60 and 32 s with XLA's default options); unrolled, 0.44 s
+a step (benchmarks/results/xla_cpu_scan.json). So on CPU the steps of a call are unrolled (the default is one step
 per call: dispatch costs ~0.1 ms against a step of ~0.1 s or more) and
 evaluation loops over batches in Python, summing on the device.
 

@@ -51,7 +51,8 @@ class Checkpointer:
 
   def best_step(self) -> int | None:
     """The kept step with the lowest validation age MAE (the latest where none has metrics)."""
-    return self.mngr.best_step()
+    best = self.mngr.best_step()
+    return self.latest_step() if best is None else best
 
   def save(self, step: int, state, data_iter: grain.DatasetIterator | None, meta: dict, step_metrics: dict) -> None:
     """``data_iter``: the stream input's iterator (None for device-resident input, whose position is the epoch)."""

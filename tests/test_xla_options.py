@@ -33,10 +33,9 @@ def _flat(tree) -> np.ndarray:
 def test_convolutions_leave_ynnpack_and_gradients_match_float64(monkeypatch, arch):
   """Each path's float32 gradient against a float64 reference of the same network.
 
-  jaxface's path (Eigen convolutions) agrees to float32 rounding: ~1e-6 relative on AMD EPYC AVX2 and
-  AVX-512/AVX512-BF16 hosts alike. XLA's default (YNNPACK convolutions) was ~1e-6 on AVX2 but 9.7e-4 for
-  ResNet-50 on an AVX512-BF16 host (benchmarks/results/xla_cpu_precision.json), the size of bf16-like
-  rounding, so its bound is looser. A wrong kernel is off by O(1), beyond both bounds.
+  jaxface's path (Eigen convolutions) agrees to float32 rounding (~1e-6). XLA's default (YNNPACK
+  convolutions) was 9.7e-4 off for ResNet-50 on an AVX512-BF16 host (benchmarks/results/xla_cpu_precision.json),
+  the size of bf16-like rounding, so its bound is looser. A wrong kernel is off by O(1), beyond both bounds.
   """
   monkeypatch.delenv("XLA_FLAGS", raising=False)
   model = get_model(arch, image_size=32)  # no compute dtype: float64 weights and inputs compute in float64

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -72,6 +74,17 @@ def row(
     "tflops": round(achieved / 1e12, 4) if achieved else None,
     "peak_fraction": round(achieved / peak, 4) if achieved and peak else None,
     **extra,
+  }  # fmt: skip
+
+
+def provenance(benchmark: str, t0: float, **extra) -> dict:
+  """The keys every result file starts with: what ran, when, where, and how long (``t0``: perf_counter at start)."""
+  import jax  # only the JAX benchmarks call this
+
+  return {
+    "benchmark": benchmark, "command": "python " + " ".join(map(shlex.quote, sys.argv)),
+    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": host(),
+    "jax": jax.__version__, **extra, "wall_s": round(time.perf_counter() - t0, 1),
   }  # fmt: skip
 
 

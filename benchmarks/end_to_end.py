@@ -18,11 +18,8 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -126,12 +123,7 @@ def main() -> None:
         f"trainer   {arch:13s} {mode:6s} {r['images_per_s']:10.1f} img/s  ({r['vs_step_only']:.2f}x step only)",
         flush=True,
       )
-  meta = {
-    "benchmark": "end_to_end", "command": "python " + " ".join(map(shlex.quote, sys.argv)),
-    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "platform": dev.platform,
-    "device": f"{jax.device_count()}x {dev.device_kind}", "host": common.host(), "jax": jax.__version__,
-    "wall_s": round(time.perf_counter() - t0, 1),
-  }  # fmt: skip
+  meta = common.provenance("end_to_end", t0, platform=dev.platform, device=f"{jax.device_count()}x {dev.device_kind}")
   common.write(a.name or f"end_to_end_{dev.platform}", rows, meta)
 
 

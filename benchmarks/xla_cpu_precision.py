@@ -12,9 +12,6 @@ record the CPU (the file does).
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
-import sys
 import time
 
 import common
@@ -63,12 +60,7 @@ def main() -> None:
       f"{arch:13s} XLA default {rows[-1]['xla_default_rel_err']:.2e}  jaxface {rows[-1]['jaxface_rel_err']:.2e}",
       flush=True,
     )
-  meta = {
-    "benchmark": "xla_cpu_precision", "command": "python " + " ".join(map(shlex.quote, sys.argv)),
-    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": common.host(),
-    "jax": jax.__version__, "wall_s": round(time.perf_counter() - t0, 1),
-  }  # fmt: skip
-  common.write(a.name, rows, meta)
+  common.write(a.name, rows, common.provenance("xla_cpu_precision", t0))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ compiling ahead of time, with jaxface's compiler options and with XLA's defaults
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
-import sys
 import time
 
 import common
@@ -80,12 +77,15 @@ def main() -> None:
       s = min(times)
       rows.append({"compiler_options": label, "how": how, "steps_per_call": per_call, "s_per_step": round(s, 4)})
       print(f"{label:12s} {how:18s} {s:8.3f} s/step", flush=True)
-  meta = {
-    "benchmark": "xla_cpu_scan", "command": "python " + " ".join(map(shlex.quote, sys.argv)), "arch": a.arch,
-    "image_size": a.image_size, "batch_size": a.batch_size, "device": dev.device_kind, "platform": dev.platform,
-    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": common.host(),
-    "jax": jax.__version__, "wall_s": round(time.perf_counter() - t0, 1),
-  }  # fmt: skip
+  meta = common.provenance(
+    "xla_cpu_scan",
+    t0,
+    arch=a.arch,
+    image_size=a.image_size,
+    batch_size=a.batch_size,
+    device=dev.device_kind,
+    platform=dev.platform,
+  )
   common.write(a.name, rows, meta)
 
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
   except KeyboardInterrupt:
-    print(f"interrupted; rerun the same command to resume from the last checkpoint in {workdir}", file=sys.stderr)
+    print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
     return 130
   return 0
 

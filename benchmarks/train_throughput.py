@@ -23,20 +23,28 @@ import time
 import common  # noqa: F401  (puts the repo on sys.path)
 import jax
 import numpy as np
+from flax import nnx
 
 from jaxface import config as config_lib
 from jaxface import sharding, xla_options
+from jaxface.models import depthwise as depthwise_lib
 from jaxface.training import steps
 
 
-def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface") -> dict:
-  """One row; ``compiler_options``: "jaxface" for the trainer's own (jaxface/xla_options.py), else a dict or None."""
+def bench(
+  arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface", depthwise="auto"
+) -> dict:
+  """One row; ``compiler_options``: "jaxface" for the trainer's own (jaxface/xla_options.py), else a dict or None;
+  ``depthwise``: the DepthwiseConv formulation (jaxface/models/depthwise.py; "auto" is the trainer's)."""
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)
   sharding.per_host_batch_size(batch, mesh)
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   mdef, params, batch_stats = steps.init_model(cfg)
+  if depthwise != "auto":
+    model = depthwise_lib.set_impl(nnx.merge(mdef.train, params, batch_stats), depthwise)
+    mdef, params, batch_stats = steps.split(model, mdef.inputs)
   tx = steps.make_optimizer(cfg, 100)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, 0), repl)
   rng = np.random.default_rng(0)
@@ -73,7 +81,7 @@ def bench(arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: s
   return common.row(
     "jax", arch, batch, size, dtype, f"{len(devs)}x {devs[0].device_kind}", first, times, flops,
     compile_s=round(compile_s, 2), peak_mem_bytes=mem.get("peak_bytes_in_use"), compiler_options=compiler_options,
-    loss_first=losses[0], loss_last=losses[-1],
+    loss_first=losses[0], loss_last=losses[-1], depthwise=depthwise,
   )  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 
 Module names follow torchvision's state dict (``features.2.conv.1.0`` ...), so
 weights map by name: a ``ConvBNReLU`` is a list [conv, bn], as torchvision's
-``Conv2dNormActivation`` is a Sequential.
+``Conv2dNormActivation`` is a Sequential. The 3x3 depthwise convs are
+``depthwise.DepthwiseConv`` (shifted multiply-adds on CPU, where XLA's grouped
+convolution is slow), with nnx.Conv's parameter name and shape.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxface.models.depthwise import DepthwiseConv
 from jaxface.models.resnet import batch_norm, conv
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block)
@@ -18,10 +21,15 @@ _SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96,
 
 
 class ConvBNReLU(nnx.List):
-  def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, *, dtype=None, rngs: nnx.Rngs):
-    super().__init__(
-      [conv(cin, cout, k, stride, groups=groups, dtype=dtype, rngs=rngs), batch_norm(cout, dtype=dtype, rngs=rngs)]
+  def __init__(
+    self, cin: int, cout: int, k: int, stride: int = 1, depthwise: bool = False, *, dtype=None, rngs: nnx.Rngs
+  ):
+    c = (
+      DepthwiseConv(cin, k, stride, dtype=dtype, rngs=rngs)
+      if depthwise
+      else conv(cin, cout, k, stride, dtype=dtype, rngs=rngs)
     )
+    super().__init__([c, batch_norm(cout, dtype=dtype, rngs=rngs)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jax.nn.relu6(self[1](self[0](x)))
@@ -32,7 +40,7 @@ class InvertedResidual(nnx.Module):
     hidden = cin * expand
     layers = [ConvBNReLU(cin, hidden, 1, dtype=dtype, rngs=rngs)] if expand != 1 else []
     layers += [
-      ConvBNReLU(hidden, hidden, 3, stride, groups=hidden, dtype=dtype, rngs=rngs),
+      ConvBNReLU(hidden, hidden, 3, stride, depthwise=True, dtype=dtype, rngs=rngs),
       conv(hidden, cout, 1, dtype=dtype, rngs=rngs),
       batch_norm(cout, dtype=dtype, rngs=rngs),
     ]

@@ -16,10 +16,10 @@ BN_MOMENTUM = 0.9  # torch momentum 0.1
 BN_EPS = 1e-5
 
 
-def conv(cin: int, cout: int, k: int, stride: int = 1, *, groups: int = 1, dtype=None, rngs: nnx.Rngs) -> nnx.Conv:
+def conv(cin: int, cout: int, k: int, stride: int = 1, *, dtype=None, rngs: nnx.Rngs) -> nnx.Conv:
   p = (k - 1) // 2
   return nnx.Conv(
-      cin, cout, (k, k), (stride, stride), padding=((p, p), (p, p)), feature_group_count=groups, use_bias=False,
+      cin, cout, (k, k), (stride, stride), padding=((p, p), (p, p)), use_bias=False,
       kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out", "normal"), dtype=dtype, rngs=rngs,
   )  # fmt: skip
 

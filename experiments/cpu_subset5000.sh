@@ -3,6 +3,7 @@
 # cpu preset on subset5000, on this machine's CPU (each run under 45 minutes on 2 cores).
 #
 #   bash experiments/cpu_subset5000.sh [/path/to/UTKFace.tar.gz]   (default: $JAXFACE_DATA)
+#   ARCHS=mobilenet_v2 bash experiments/cpu_subset5000.sh          (one of them; the figures compare both)
 #
 # Workdirs (checkpoints) go to runs/cpu_subset5000/ (not in git). Each model is
 # evaluated on the validation split (best checkpoint); config.json, history.json,
@@ -17,10 +18,14 @@ weights=${MOBILENET_WEIGHTS:-../shared/weights/mobilenet_v2-b0353104.safetensors
 runs=runs/cpu_subset5000
 out=experiments/results/cpu_subset5000
 
-python -m jaxface.train --arch custom --preset cpu --data "$data" --workdir "$runs/custom"
-python -m jaxface.train --arch mobilenet_v2 --preset cpu --data "$data" --pretrained "$weights" --workdir "$runs/mobilenet_v2"
+archs=${ARCHS:-custom mobilenet_v2}
+for arch in $archs; do
+  pretrained=()
+  [ "$arch" = mobilenet_v2 ] && pretrained=(--pretrained "$weights")
+  python -m jaxface.train --arch "$arch" --preset cpu --data "$data" "${pretrained[@]}" --workdir "$runs/$arch"
+done
 
-for arch in custom mobilenet_v2; do
+for arch in $archs; do
   python -m jaxface.evaluate --workdir "$runs/$arch" --split validation --checkpoint best > /dev/null
   mkdir -p "$out/$arch"
   cp "$runs/$arch"/{config,history,run,eval_validation}.json "$runs/$arch/predictions_validation.csv" "$out/$arch/"

@@ -74,6 +74,9 @@ class Config:
     "constant", "constant, or cosine to 0 at the horizon, after the warm-up", choices=LR_SCHEDULES
   )
   warmup_epochs: float = _field(0.0, "linear warm-up from 0, in epochs")
+  backbone_lr_scale: float = _field(
+    1.0, "the pretrained backbone's LR as a fraction of --lr (fine-tuning: below 1; the heads always get --lr)"
+  )
   age_loss_weight: float = _field(0.1, "weight of MSE(age in years) in the loss")
   gender_loss_weight: float = _field(1.0, "weight of BCE(gender logit) in the loss")
   # running
@@ -120,9 +123,12 @@ PRESETS: dict[str, dict[str, dict]] = {
     "cpu": {
         # 64 px, classic widths: 1/4 of the classic FLOPs; 35 epochs took 32 min on a 2-core AVX2 CPU.
         "custom": dict(image_size=64, epochs=35, lr=1e-3, lr_schedule="cosine", warmup_epochs=1),
-        # ImageNet-pretrained, 128 px: layers 0-13 frozen and cached (image + mirror, computed
-        # once), layers 14-18 and the heads trained on the cache: 30 epochs in ~25 min here.
-        "mobilenet_v2": dict(image_size=128, freeze_until=14, epochs=30, lr=1e-3, lr_schedule="cosine", warmup_epochs=1),
+        # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the
+        # depthwise convs as shifted multiply-adds make that affordable on a CPU); the backbone at
+        # a tenth of the heads' LR: 15 epochs in under 45 min on 2 cores.
+        "mobilenet_v2": dict(
+            image_size=128, epochs=15, lr=1e-3, backbone_lr_scale=0.1, lr_schedule="cosine", warmup_epochs=1
+        ),
         # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },

@@ -21,7 +21,7 @@ from flax import nnx
 from jaxface import weights
 from jaxface.config import Config
 from jaxface.data import augment
-from jaxface.models import DTYPES, get_model, imagenet_normalised
+from jaxface.models import BACKBONES, DTYPES, get_model, imagenet_normalised
 from jaxface.training import losses, optimizer
 
 # (batch["image"], augmentation key or None) -> the model's input.
@@ -64,9 +64,11 @@ def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
 
 
 def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+  if cfg.backbone_lr_scale != 1.0 and cfg.arch not in BACKBONES:
+    raise ValueError(f"--backbone-lr-scale applies to the pretrained backbones {sorted(BACKBONES)}, not {cfg.arch!r}")
   return optimizer.make(
     lr=cfg.lr, schedule=cfg.lr_schedule, warmup_epochs=cfg.warmup_epochs, horizon_epochs=cfg.horizon_epochs,
-    steps_per_epoch=steps_per_epoch,
+    steps_per_epoch=steps_per_epoch, backbone_lr_scale=cfg.backbone_lr_scale,
   )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from jaxface import config as config_lib
 from jaxface import files, metrics, provenance, sharding, xla_options
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import checkpoint, feeds, frozen_prefix, steps, workdir_lock
+from jaxface.training import checkpoint, feeds, frozen_prefix, optimizer, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -201,7 +201,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
       step = int(jax.device_get(state["step"]))
       entry = {
           "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
-          "lr": float(jax.device_get(state["opt_state"].hyperparams["learning_rate"])),
+          "lr": float(jax.device_get(optimizer.current_lr(state["opt_state"]))),
           "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
           "images_per_s": round(steps_per_epoch * cfg.batch_size / train_s, 1),
           "input_wait_frac": round(wait / train_s, 4),

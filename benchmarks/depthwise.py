@@ -1,6 +1,6 @@
 """Depthwise convolution on this platform: XLA's grouped convolution against jaxface's shifted multiply-adds.
 
-  python benchmarks/depthwise.py [--steps 5] [--peer [--peer-python PY]] [--name NAME]
+  python benchmarks/depthwise.py [--steps 5] [--peer [--peer-python PY]] [--rehearse] [--name NAME]
 
 Three parts, back to back in one process (the peer in a subprocess), so that
 the ratios compare like with like on this host:
@@ -34,12 +34,17 @@ from jaxface.models import depthwise
 from jaxface.training import steps
 
 FORMS = ("grouped", "shifted")
+# The measured shapes, and tiny ones that check the script end to end in seconds (--rehearse).
+SHAPES = {
+  "measure": dict(layer=(32, 32, 32, 192), batch=32, size=128, infer=(1, 64)),
+  "rehearse": dict(layer=(2, 8, 8, 16), batch=2, size=32, infer=(1, 2)),
+}
 
 
-def layer_rows(n_steps: int) -> list[dict]:
+def layer_rows(n_steps: int, sh: dict) -> list[dict]:
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(32, 32, 32, 192)), jnp.float32)
-  w = jnp.asarray(rng.normal(size=(3, 3, 1, 192)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=sh["layer"]), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 1, sh["layer"][-1])), jnp.float32)
   rows = []
   for stride in (1, 2):
     outs = {}
@@ -66,22 +71,22 @@ def layer_rows(n_steps: int) -> list[dict]:
   return rows
 
 
-def model_rows(n_steps: int) -> list[dict]:
+def model_rows(n_steps: int, sh: dict) -> list[dict]:
   rows = []
   for form in FORMS:
-    r = train_throughput.bench("mobilenet_v2", 32, 128, "float32", n_steps, "auto", depthwise=form)
+    r = train_throughput.bench("mobilenet_v2", sh["batch"], sh["size"], "float32", n_steps, "auto", depthwise=form)
     rows.append({"part": "train_step", "framework": "jax", **r})
-    print(f"train mobilenet_v2 b32 128px {form:8s} {r['images_per_s']:8.1f} img/s", flush=True)
-  cfg = config_lib.make("mobilenet_v2", image_size=128)
+    print(f"train mobilenet_v2 b{sh['batch']} {sh['size']}px {form:8s} {r['images_per_s']:8.1f} img/s", flush=True)
+  cfg = config_lib.make("mobilenet_v2", image_size=sh["size"])
   mdef, params, batch_stats = steps.init_model(cfg)
   for form in FORMS:
     model = depthwise.set_impl(nnx.merge(mdef.eval, params, batch_stats), form)
     graph, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)
     predict = InferenceModel(Restored(cfg, graph, p, bs, 0))  # the path evaluate and predict take
-    for b in (1, 64):
-      x = jax.device_put(np.random.default_rng(0).integers(0, 256, (b, 128, 128, 3), np.uint8))
+    for b in sh["infer"]:
+      x = jax.device_put(np.random.default_rng(0).integers(0, 256, (b, sh["size"], sh["size"], 3), np.uint8))
       first, times = common.timed(lambda x=x, f=predict: f(x), n_steps * 2, warmup=2, sync=jax.block_until_ready)
-      r = common.row("jax", "mobilenet_v2", b, 128, "float32", jax.devices()[0].device_kind, first, times, None)
+      r = common.row("jax", "mobilenet_v2", b, sh["size"], "float32", jax.devices()[0].device_kind, first, times, None)
       rows.append({"part": "inference", **r, "depthwise": form})
       print(f"inference mobilenet_v2 b{b:<3d} {form:8s} {r['images_per_s']:8.1f} img/s", flush=True)
   return rows
@@ -89,16 +94,16 @@ def model_rows(n_steps: int) -> list[dict]:
 
 PEER = """
 import json, sys, torch, peer_torch
-dev = torch.device("cpu")
-rows = [dict(part="train_step", **peer_torch.train_row("mobilenet_v2", 32, 128, "float32", False, dev, {n}))]
-rows += [dict(part="inference", **r) for r in peer_torch.inference_rows("mobilenet_v2", 128, dev, [1, 64], {n2})]
+dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+rows = [dict(part="train_step", **peer_torch.train_row("mobilenet_v2", {batch}, {size}, "float32", False, dev, {n}))]
+rows += [dict(part="inference", **r) for r in peer_torch.inference_rows("mobilenet_v2", {size}, dev, {infer}, {n2})]
 print("ROWS" + json.dumps(rows))
 """
 
 
-def peer_rows(n_steps: int, python: str) -> list[dict]:
+def peer_rows(n_steps: int, python: str, sh: dict) -> list[dict]:
   out = subprocess.run(
-    [python, "-c", PEER.format(n=n_steps, n2=n_steps * 2)], cwd=common.ROOT / "benchmarks",
+    [python, "-c", PEER.format(n=n_steps, n2=n_steps * 2, batch=sh["batch"], size=sh["size"], infer=list(sh["infer"]))], cwd=common.ROOT / "benchmarks",
     capture_output=True, text=True, check=True,
   ).stdout  # fmt: skip
   rows = json.loads(out.split("ROWS", 1)[1])
@@ -123,14 +128,16 @@ def main() -> None:
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--peer", action="store_true", help="also run the PyTorch peer")
   p.add_argument("--peer-python", default=sys.executable, help="a Python with torch, for the peer (default: this one)")
+  p.add_argument("--rehearse", action="store_true", help="tiny shapes: checks the script, measures nothing")
   p.add_argument("--name")
   a = p.parse_args()
   t0 = time.perf_counter()
-  rows = layer_rows(a.steps) + model_rows(a.steps)
+  sh = SHAPES["rehearse" if a.rehearse else "measure"]
+  rows = layer_rows(a.steps, sh) + model_rows(a.steps, sh)
   if a.peer:
-    rows += peer_rows(a.steps, a.peer_python)
+    rows += peer_rows(a.steps, a.peer_python, sh)
   platform = jax.devices()[0].platform
-  meta = common.provenance("depthwise", t0, platform=platform, ratios=ratios(rows))
+  meta = common.provenance("depthwise", t0, platform=platform, shapes=sh, ratios=ratios(rows))
   print(json.dumps(meta["ratios"], indent=1))
   common.write(a.name or f"depthwise_{platform}", rows, meta)
 

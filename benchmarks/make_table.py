@@ -110,9 +110,51 @@ def _end_to_end() -> list[str]:
   ]  # fmt: skip
 
 
+def _depthwise() -> list[str]:
+  layer, model = [], []
+  for path in sorted((HERE / "results").glob("depthwise*.json")):
+    d = json.loads(path.read_text())
+    where = (
+      f"{d['platform']}: {d['host']['cpu']}, {d['host']['cpu_count']} cores"
+      if d["platform"] == "cpu"
+      else d["platform"]
+    )
+    rows = d["rows"]
+    for r in (r for r in rows if r["part"] == "layer" and r["impl"] == "grouped"):
+      sh = next(
+        x
+        for x in rows
+        if x["part"] == "layer" and x["impl"] == "shifted" and (x["stride"], x["pass"]) == (r["stride"], r["pass"])
+      )
+      layer.append(
+        f"| {where} | {r['stride']} | {r['pass']} | {r['ms_median']:.1f} | {sh['ms_median']:.1f} | {r['ms_median'] / sh['ms_median']:.1f}x | {path.name} |"
+      )
+    for r in (r for r in rows if r["part"] != "layer" and r.get("depthwise") == "grouped"):
+      same = lambda x, r=r: x["part"] == r["part"] and x["batch"] == r["batch"]  # noqa: E731
+      sh = next(x for x in rows if same(x) and x.get("depthwise") == "shifted")
+      peer = next((x for x in rows if same(x) and x.get("framework") == "torch"), None)
+      ratio = f"{sh['images_per_s'] / peer['images_per_s']:.2f}x" if peer else "–"
+      model.append(
+        f"| {where} | {r['part'].replace('_', ' ')} | {r['batch']} | {_fmt(r['images_per_s'])} | {_fmt(sh['images_per_s'])}"
+        f" | {_fmt(peer and peer['images_per_s'])} | {ratio} | {path.name} |"
+      )
+  if not layer:
+    return []
+  return [
+    "### Depthwise convolution: XLA's grouped convolution vs shifted multiply-adds (benchmarks/depthwise.py)", "",
+    "The layer: 3x3 depthwise on (32, 32, 32, 192) NHWC, float32, median ms under jit.", "",
+    "| where | stride | pass | grouped ms | shifted ms | speed-up | file |",
+    "| --- | --- | --- | --- | --- | --- | --- |", *layer, "",
+    "MobileNetV2 at 128 px, float32, images/s: the train step, and the evaluation-mode forward pass (inference);",
+    "the PyTorch peer in the same run.", "",
+    "| where | what | batch | grouped | shifted | PyTorch | shifted / PyTorch | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |", *model, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline() + _end_to_end() + _xla_cpu_flags(rows)
+  lines = _input_pipeline() + _end_to_end() + _depthwise() + _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

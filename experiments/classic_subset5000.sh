@@ -8,6 +8,7 @@
 #   bash experiments/classic_subset5000.sh [/path/to/UTKFace.tar.gz]
 #   RESULTS=/somewhere bash experiments/classic_subset5000.sh ...   (benchmarks/gpu_suite.sh does this)
 #   INPUT=device|stream|auto (default auto): the trainer's --input
+#   ARCHS="custom" (default "custom resnet50"); EXTRA="--epochs 1": more train flags (rehearsals)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-${JAXFACE_DATA:?give the UTKFace archive or set JAXFACE_DATA}}
@@ -17,11 +18,17 @@ pre=()
 [ -n "${RESNET50_WEIGHTS:-}" ] && pre=(--pretrained "$RESNET50_WEIGHTS")
 
 input=${INPUT:-auto}
-python3 -m jaxface.train --arch custom --preset classic --input "$input" --data "$data" --workdir "$runs/custom"
-python3 -m jaxface.train --arch resnet50 --preset classic --input "$input" --data "$data" --workdir "$runs/resnet50" "${pre[@]}"
-for arch in custom resnet50; do
+archs=${ARCHS:-custom resnet50}
+read -ra extra <<< "${EXTRA:-}"
+for arch in $archs; do
+  weights=()
+  [ "$arch" = resnet50 ] && weights=("${pre[@]}")
+  python3 -m jaxface.train --arch "$arch" --preset classic --input "$input" --data "$data" --workdir "$runs/$arch" \
+    "${weights[@]}" "${extra[@]}"
+done
+for arch in $archs; do
   python3 -m jaxface.evaluate --workdir "$runs/$arch" --split validation --checkpoint best > /dev/null
   mkdir -p "$out/$arch"
   cp "$runs/$arch"/{config,history,run,eval_validation}.json "$runs/$arch/predictions_validation.csv" "$out/$arch/"
 done
-python3 -m jaxface.plot --workdirs "$out/custom" "$out/resnet50" --out "$out/figures"
+python3 -m jaxface.plot --workdirs $(for a in $archs; do echo "$out/$a"; done) --out "$out/figures"

@@ -3,7 +3,8 @@
 # frozen test split. The custom CNN with the cpu preset (64 px), 12 epochs instead of 35 to
 # stay within about 40 minutes on a 2-core CPU. Why custom and not MobileNetV2: on
 # cpu_subset5000 the two were close (MobileNetV2 better on age, custom on gender), and the
-# MobileNetV2 preset's frozen-layer cache would take ~16 minutes alone for 35,000 views here.
+# MobileNetV2 cpu preset, fine-tuned end to end at ~3 s per step of 64, would take ~13 minutes
+# an epoch over 16,643 images here.
 #
 #   bash experiments/full.sh [/path/to/UTKFace.tar.gz]   (default: $JAXFACE_DATA)
 set -euo pipefail

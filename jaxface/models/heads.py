@@ -49,8 +49,6 @@ class PretrainedNet(nnx.Module):
   ):
     self.backbone = backbone
     self.heads = AgeGenderHeads(features, hidden, dropout, dtype=dtype, rngs=rngs)
-    # Static: > 0 when the input is the activation after backbone layer start - 1 (training.frozen_prefix).
-    self.start = 0
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-    return self.heads(self.backbone(x, start=self.start) if self.start else self.backbone(x), rngs=rngs)
+    return self.heads(self.backbone(x), rngs=rngs)

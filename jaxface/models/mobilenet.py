@@ -69,12 +69,7 @@ class MobileNetV2(nnx.Module):
     layers.append(ConvBNReLU(cin, self.num_features, 1, dtype=dtype, rngs=rngs))
     self.features = nnx.List(layers)
 
-  def __call__(self, x: jax.Array, *, start: int = 0, stop: int | None = None) -> jax.Array:
-    """Runs ``features[start:stop]``; pools only when run to the end.
-
-    ``stop`` gives a frozen prefix's activations, ``start`` resumes from them
-    (the cpu preset caches the prefix once and trains the rest).
-    """
-    for layer in self.features[start:stop]:
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for layer in self.features:
       x = layer(x)
-    return jnp.mean(x, axis=(1, 2)) if stop is None else x
+    return jnp.mean(x, axis=(1, 2))

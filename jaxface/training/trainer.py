@@ -26,7 +26,7 @@ from tqdm import tqdm
 from jaxface import config as config_lib
 from jaxface import files, metrics, provenance, sharding, xla_options
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import checkpoint, feeds, frozen_prefix, optimizer, steps, workdir_lock
+from jaxface.training import checkpoint, feeds, optimizer, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -41,6 +41,12 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
   """
   path = workdir / "config.json"
   if path.exists():
+    raw = json.loads(path.read_text())
+    if raw.get("freeze_until"):
+      raise ValueError(
+        f"{workdir} was trained with --freeze-until {raw['freeze_until']} (frozen, cached backbone layers), which "
+        "this version no longer has: it evaluates and predicts as before, but cannot be resumed; use a new --workdir"
+      )
     old = config_lib.Config.load(workdir)
     horizon = old.lr_horizon_epochs or old.epochs  # a config written before the horizon was recorded ran to its epochs
     if cfg.lr_horizon_epochs is None:
@@ -70,13 +76,6 @@ def _prepare(cfg: config_lib.Config):
   if jax.process_index() != 0:
     builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
   return builder
-
-
-def _arrays(builder, split: str, source) -> dict:
-  """A split as arrays: the frozen prefix's cache as it is, a prepared split read once (and cached on disk)."""
-  if isinstance(source, frozen_prefix.FeatureSource):
-    return {"image": source.feats, **{k: source.labels[k] for k in ("age", "gender")}}
-  return arrays.load(builder, split)
 
 
 def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
@@ -114,11 +113,6 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
 
   # --- model, optimizer, steps ---------------------------------------------
   mdef, params, batch_stats = steps.init_model(cfg)
-  if cfg.freeze_until:  # the frozen prefix runs once; the rest trains on its cached output
-    mdef, train_src, val_src = frozen_prefix.apply(
-      mdef, params, batch_stats, cfg.freeze_until, train_src, val_src, batch_size=cfg.batch_size,
-      compiler_options=xla_opts,
-    )  # fmt: skip
   mode = feeds.resolve(
     cfg.input, feeds.split_bytes(train_src) + feeds.split_bytes(val_src), devices[0], cfg.input_budget_mb
   )
@@ -132,7 +126,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
   eval_step = steps.make_eval_step(mdef, cfg)
   if mode == "device":
     feed = feeds.DeviceFeed(
-      _arrays(builder, "train", train_src), _arrays(builder, "validation", val_src), train_step=train_step,
+      arrays.load(builder, "train"), arrays.load(builder, "validation"), train_step=train_step,
       eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, steps_per_call=cfg.steps_per_call,
       compiler_options=xla_opts,
     )  # fmt: skip

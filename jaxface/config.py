@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "custom": dict(image_size=64, epochs=35, lr=1e-3, lr_schedule="cosine", warmup_epochs=1),
         # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the
         # depthwise convs as shifted multiply-adds make that affordable on a CPU). The backbone at
-        # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: ~34 min on 2 cores.
+        # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 34-38 min on 2 cores.
         "mobilenet_v2": dict(
             image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1
         ),

@@ -152,9 +152,36 @@ def _depthwise() -> list[str]:
   ]  # fmt: skip
 
 
+def _serve() -> list[str]:
+  lines = []
+  for path in sorted((HERE / "results").glob("serve*.json")):
+    d = json.loads(path.read_text())
+    where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
+    for r in d["rows"]:
+      lines.append(
+        f"| {where} | {d['arch']} {d['image_size']} px | {r['request']} | {r['batching']} | {r['clients']} | {r['requests']}"
+        f" | {r['failures']} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_fmt(r['latency_p50_ms'])}"
+        f" | {_fmt(r['latency_p99_ms'])} | {_fmt(r['faces_per_call'], 2)} | {path.name} |"
+      )
+    lines.append(
+      f"| | | | on / off, faces/s: | | | | | photo {d['ratios']['photo_faces_per_s_on_vs_off']:.2f}x, crop "
+      f"{d['ratios']['crop_faces_per_s_on_vs_off']:.2f}x | | | | |"
+    )
+  if not lines:
+    return []
+  return [
+    "### Serving: concurrent clients, request batching on and off (benchmarks/serve.py)", "",
+    "photo: the astronaut (one face; detection, crop, model); crop: a face crop with `detect=false` (the model path).",
+    "Batching on: up to --max-batch faces of concurrent requests per model call; off: one request per call (batch 1).",
+    "",
+    "| host | model | request | batching | clients | requests | failed | requests/s | faces/s | p50 ms | p99 ms | faces per call | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline() + _end_to_end() + _depthwise() + _xla_cpu_flags(rows)
+  lines = _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

@@ -1,4 +1,4 @@
-"""python -m jaxface.predict PATH [PATH ...] --workdir DIR [--out FILE] [--csv] [--annotate OUTDIR] [--no-detect]
+"""python -m jaxface.predict PATH [PATH ...] --workdir DIR | --model FILE [--out FILE] [--csv] [--annotate OUTDIR]
 
 Finds the faces in photos (files or folders, recursively; JPEG, PNG, WebP,
 BMP; EXIF orientation honoured), crops each as UTKFace's aligned crops look,
@@ -7,8 +7,8 @@ and predicts age and gender with a trained workdir. One JSON line per face
 a table. Images without a face and unreadable files get a line too, with
 their status; the exit code is 1 when any input failed.
 
-From Python: ``Predictor.from_workdir(DIR).predict(image)`` takes a path, a
-PIL image or an RGB array.
+From Python: ``Predictor.from_workdir(DIR).predict(image)`` (or
+``Predictor.from_export(FILE)``) takes a path, a PIL image or an RGB array.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from jaxface.inference.predictor import FIELDS, Predictor
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.predict", description=__doc__.split("\n\n")[1])
   p.add_argument("paths", nargs="+", help="image files or folders")
-  p.add_argument("--workdir", required=True, help="a trained jaxface workdir")
-  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
+  which = p.add_mutually_exclusive_group(required=True)
+  which.add_argument("--workdir", help="a trained jaxface workdir")
+  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export")
+  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
   p.add_argument("--out", help="write records here instead of stdout")
   p.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
   p.add_argument("--annotate", metavar="OUTDIR", help="write copies with boxes and 'age, gender' drawn")
@@ -42,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
   try:
-    predictor = Predictor.from_workdir(
-      args.workdir, args.checkpoint, batch_size=args.batch_size, detect=not args.no_detect
-    )
+    kw = dict(batch_size=args.batch_size, detect=not args.no_detect)
+    if args.model:
+      predictor = Predictor.from_export(args.model, **kw)
+    else:
+      predictor = Predictor.from_workdir(args.workdir, args.checkpoint, **kw)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -49,6 +49,24 @@ def global_batch(local: dict, sharding: NamedSharding) -> dict:
   }
 
 
+def local_block(mesh: Mesh) -> tuple[int, int]:
+  """(first, count): this process's devices are positions [first, first + count) of the data axis."""
+  mine = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+  if not mine or mine != list(range(mine[0], mine[0] + len(mine))):
+    raise ValueError(f"process {jax.process_index()}'s devices are not contiguous on the data mesh: positions {mine}")
+  return mine[0], len(mine)
+
+
+def primary_first(fn, name: str):
+  """``fn()`` on process 0, then on the others once it is done (it writes a cache they read)."""
+  if jax.process_index() == 0:
+    out = fn()
+  barrier(name)
+  if jax.process_index() != 0:
+    out = fn()
+  return out
+
+
 def barrier(name: str) -> None:
   """Every process waits here for the others (a no-op in a single process)."""
   if jax.process_count() > 1:

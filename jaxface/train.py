@@ -18,6 +18,7 @@ import sys
 import jax
 
 from jaxface import config as config_lib
+from jaxface import distributed
 from jaxface.data import source
 from jaxface.training import trainer, workdir_lock
 
@@ -26,10 +27,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, str]:
   p = argparse.ArgumentParser(prog="python -m jaxface.train", description=__doc__.split("\n\n")[1])
   p.add_argument("--workdir", required=True)
   config_lib.add_flags(p)
-  p.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize() first")
+  distributed.add_flags(p)
   args = p.parse_args(argv)
-  if args.distributed:
-    jax.distributed.initialize()
+  distributed.initialize(args, p)
   return config_lib.from_flags(args), args.workdir
 
 
@@ -37,14 +37,20 @@ def _interrupt(signum, frame):
   raise KeyboardInterrupt(f"signal {signum}")  # unwinds like Ctrl-C: the checkpoint in flight is waited for
 
 
-def main(argv: list[str] | None = None) -> int:
+def _log_to_stderr() -> None:
   # force: an imported library may have configured the root logger already, and our info lines would vanish
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
+  speaker = f"[process {jax.process_index()}/{jax.process_count()}] " if jax.process_count() > 1 else ""
+  fmt = f"%(asctime)s %(levelname)s {speaker}%(message)s"
+  logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr, force=True)
   for noisy in ("absl", "jax._src.xla_bridge", "orbax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
   signal.signal(signal.SIGTERM, _interrupt)
   try:
-    cfg, workdir = parse_args(argv)
+    cfg, workdir = parse_args(argv)  # first: jax.distributed.initialize() must come before any other JAX call
+    _log_to_stderr()
     logging.info("Config: %s", json.dumps(dataclasses.asdict(cfg)))
     trainer.train(cfg, workdir)
   except (source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError) as e:

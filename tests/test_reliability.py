@@ -12,7 +12,6 @@ import conftest
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_WIDTHS
 from PIL import Image
 
 from jaxface import Predictor, faces
@@ -244,15 +243,6 @@ def test_annotated_copies_keep_their_folders(trained, tmp_path):
 
 
 # --- 10. the trainer says what it does; a killed build is cleaned up ---------------------------------------------
-
-
-def test_the_trainer_says_it_resumed(tmp_path, fake_archive, tfds_dir):
-  args = ["--data", str(fake_archive[0]), "--dataset", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
-          "--batch-size", "8", "--widths", json.dumps(TINY_WIDTHS), "--hidden", "16", "--workdir", str(tmp_path)]  # fmt: skip
-  first = _cli("jaxface.train", *args, "--epochs", "1")
-  assert first.returncode == 0 and "Config: " in first.stderr, first.stderr[-2000:]
-  second = _cli("jaxface.train", *args, "--epochs", "2")
-  assert second.returncode == 0 and "Resumed from" in second.stderr and "at epoch 1 (step 6)" in second.stderr
 
 
 def test_a_killed_build_is_cleaned_up(tmp_path, fake_archive):

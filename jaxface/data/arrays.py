@@ -2,15 +2,17 @@
 
 Reading a prepared split parses one TFDS example at a time (~200 µs each
 under the GIL), so the decoded arrays are cached once next to the prepared
-dataset, in ``<dataset dir>/arrays/<split>-<digest>.npz``, keyed by the split's
-content digest (``splits.digest``): a rebuilt dataset with other images never
-reads a stale cache. Later runs load the arrays in well under a second.
+dataset, in ``<dataset dir>/arrays/<split>-<digest>/<field>.npy``, keyed by the
+split's content digest (``splits.digest``): a rebuilt dataset with other images
+never reads a stale cache. The cache is memory-mapped: a process reads only the
+rows it takes (each host its share, in multi-host training).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,22 +37,25 @@ def stack(source: Sequence[dict], fields: Sequence[str] = FIELDS, chunk: int = 5
 
 def cache_path(builder, split: str) -> Path | None:
   digest = builder.info.metadata.get("splits", {}).get(split, {}).get("digest")
-  return Path(builder.data_dir) / "arrays" / f"{split}-{digest[:16]}.npz" if digest else None
+  return Path(builder.data_dir) / "arrays" / f"{split}-{digest[:16]}" if digest else None
 
 
 def load(builder, split: str) -> dict[str, np.ndarray]:
-  """The split's image, age and gender arrays, from the cache or read once and cached."""
+  """The split's image, age and gender arrays (memory-mapped), from the cache or read once and cached."""
   path = cache_path(builder, split)
-  if path is not None and path.exists():
-    with np.load(path) as f:
-      return {k: f[k] for k in FIELDS}
+  if path is not None and path.is_dir():
+    return {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in FIELDS}
   t = time.perf_counter()
   arrays = stack(builder.as_data_source(split))
   logging.info("Read %d %s examples into arrays in %.1fs", len(arrays["age"]), split, time.perf_counter() - t)
   if path is not None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
+    tmp.mkdir()
+    for k, v in arrays.items():
+      np.save(tmp / f"{k}.npy", v)
+    try:
+      os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
+    except OSError:  # another process cached it first
+      shutil.rmtree(tmp, ignore_errors=True)
   return arrays

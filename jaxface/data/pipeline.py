@@ -24,6 +24,14 @@ def _select(fields: Sequence[str]):
   return select
 
 
+def share(n: int, shard_index: int, shard_count: int, *, equal: bool) -> slice:
+  """One host's examples of a split of ``n``: every ``shard_count``-th from ``shard_index``.
+
+  ``equal``: first leave out the last ``n mod shard_count``, so that every host takes as many steps.
+  """
+  return slice(shard_index, n - n % shard_count if equal else n, shard_count)
+
+
 def train_dataset(
   source: Sequence[dict],
   *,
@@ -40,7 +48,7 @@ def train_dataset(
   there are ``steps_per_epoch(...)`` batches per epoch.
   """
   ds = grain.MapDataset.source(source)
-  ds = ds[: len(ds) - len(ds) % shard_count][shard_index::shard_count]  # equal shares: equal steps per host
+  ds = ds[share(len(ds), shard_index, shard_count, equal=True)]
   ds = ds.seed(seed).shuffle().map(_select(fields))
   return ds.batch(batch_size, drop_remainder=True).repeat(num_epochs)
 
@@ -78,7 +86,8 @@ def eval_dataset(
   The last batch is padded (with copies of its last example) and ``mask``
   marks the real examples, so metrics count each example exactly once.
   """
-  ds = grain.MapDataset.source(source)[shard_index::shard_count].map(_select(fields))
+  ds = grain.MapDataset.source(source)[share(len(source), shard_index, shard_count, equal=False)]
+  ds = ds.map(_select(fields))
   return ds.batch(batch_size, drop_remainder=False).map(_pad(batch_size))
 
 

@@ -2,7 +2,7 @@
 
 from jaxface.faces.crop import crop
 from jaxface.faces.detect import Face, detect
-from jaxface.faces.draw import annotate
+from jaxface.faces.draw import annotate, drawn
 from jaxface.faces.photos import IMAGE_SUFFIXES, Photo, expand_inputs, load_photo
 
-__all__ = ["IMAGE_SUFFIXES", "Face", "Photo", "annotate", "crop", "detect", "expand_inputs", "load_photo"]
+__all__ = ["IMAGE_SUFFIXES", "Face", "Photo", "annotate", "crop", "detect", "drawn", "expand_inputs", "load_photo"]

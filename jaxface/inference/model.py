@@ -9,10 +9,9 @@ from flax import nnx
 
 from jaxface import xla_options
 from jaxface.data import augment
+from jaxface.inference.names import TTA
 from jaxface.inference.restore import Restored
 from jaxface.models import imagenet_normalised
-
-TTA = ("none", "flip")  # test-time augmentation: 'flip' averages each face with its mirror
 
 
 def _forward(graphdef: nnx.GraphDef, imagenet_norm: bool, tta: str, params, batch_stats, images: jax.Array) -> dict:
@@ -42,10 +41,9 @@ class InferenceModel:
     self.restored = restored
     self.image_size = restored.cfg.image_size
     platform = next(iter(jax.tree.leaves(restored.params)[0].devices())).platform
-    self._fn = jax.jit(
-      functools.partial(_forward, restored.graphdef, imagenet_normalised(restored.cfg.arch), tta),
-      compiler_options=xla_options.compiler_options(platform),
-    )
+    # (params, batch_stats, images) -> outputs, unjitted: what jaxface.export serialises.
+    self.forward = functools.partial(_forward, restored.graphdef, imagenet_normalised(restored.cfg.arch), tta)
+    self._fn = jax.jit(self.forward, compiler_options=xla_options.compiler_options(platform))
 
   def __call__(self, images) -> dict[str, jax.Array]:
     return self._fn(self.restored.params, self.restored.batch_stats, images)

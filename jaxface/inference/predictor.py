@@ -11,26 +11,73 @@ from PIL import Image
 
 from jaxface import faces
 from jaxface.data import source as source_lib
-from jaxface.inference import restore
-from jaxface.inference.model import InferenceModel
 
 FIELDS = ("file", "status", "face", "box", "age", "gender", "p_female", "score", "error")
 
 
 class Predictor:
-  """A trained model with its face detector: images in, one record per face out."""
+  """A trained model with its face detector: images in, one record per face out.
 
-  def __init__(self, restored: restore.Restored, batch_size: int = 32, detect: bool = True):
-    self.model = InferenceModel(restored)
-    self.batch_size, self.detect, self.size = batch_size, detect, restored.cfg.image_size
+  ``model``: uint8 face crops (B, size, size, 3) -> {'age', 'p_female'}, with an
+  ``image_size``: a workdir's ``InferenceModel`` or an ``ExportedModel``.
+  """
+
+  def __init__(self, model, batch_size: int = 32, detect: bool = True):
+    self.model, self.batch_size, self.detect, self.size = model, batch_size, detect, model.image_size
 
   @classmethod
   def from_workdir(cls, workdir: str | Path, checkpoint: str = "best", **kw) -> Predictor:
-    return cls(restore.load(workdir, checkpoint), **kw)
+    from jaxface.inference import model, restore
+
+    return cls(model.InferenceModel(restore.load(workdir, checkpoint)), **kw)
+
+  @classmethod
+  def from_export(cls, path: str | Path, **kw) -> Predictor:
+    """A file written by ``python -m jaxface.export``: JAX runs it; jaxface's model code is not imported."""
+    from jaxface.inference.exported import ExportedModel
+
+    return cls(ExportedModel(path), **kw)
 
   def predict(self, image: str | Path | Image.Image | np.ndarray) -> list[dict]:
     """Records for the faces of one image (a no-face or error record when there are none)."""
     return list(self.predict_many([faces.load_photo(image)]))
+
+  def faces(self, photo: faces.Photo, detect: bool | None = None) -> list[tuple[dict, np.ndarray]]:
+    """The faces of a readable photo: each one's record (no prediction yet) and its crop.
+
+    ``detect``: False when the photo is already a face crop (default: as the predictor was made).
+    """
+    if self.detect if detect is None else detect:
+      found = faces.detect(np.asarray(photo.image))
+      crops = [(f.box, f.score, faces.crop(photo.image, f.box, self.size)) for f in found]
+    else:
+      crops = [((0, 0, *photo.image.size), None, np.asarray(source_lib.to_square(photo.image, self.size)))]
+    return [
+      ({"file": photo.file, "status": "ok", "face": i, "box": list(box), "score": score}, pixels)
+      for i, (box, score, pixels) in enumerate(crops)
+    ]
+
+  def run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    """The model on any number of crops, in batches of the static batch size (the last one padded)."""
+    out = {"age": [], "p_female": []}
+    for start in range(0, len(crops), self.batch_size):
+      images = crops[start : start + self.batch_size]
+      n = len(images)
+      if n < self.batch_size:  # pad: one compiled shape for every batch
+        images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
+      got = jax.device_get(self.model(images))
+      for k in out:
+        out[k].append(np.asarray(got[k])[:n])
+    return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in out.items()}
+
+  @staticmethod
+  def label(record: dict, age: float, p_female: float) -> dict:
+    return {
+      **record,
+      "age": round(float(age), 2),
+      "gender": "female" if p_female > 0.5 else "male",
+      "p_female": round(float(p_female), 4),
+    }
 
   def predict_many(self, photos: Iterable[faces.Photo]) -> Iterator[dict]:
     """Records for many photos, faces batched across photos at a static batch size."""
@@ -39,15 +86,10 @@ class Predictor:
       if photo.error:
         yield {"file": photo.file, "status": "error", "error": photo.error}
         continue
-      if self.detect:
-        found = faces.detect(np.asarray(photo.image))
-        crops = [(f.box, f.score, faces.crop(photo.image, f.box, self.size)) for f in found]
-      else:
-        crops = [((0, 0, *photo.image.size), None, np.asarray(source_lib.to_square(photo.image, self.size)))]
-      if not crops:
+      found = self.faces(photo)
+      if not found:
         yield {"file": photo.file, "status": "no_face"}
-      for i, (box, score, pixels) in enumerate(crops):
-        pending.append(({"file": photo.file, "status": "ok", "face": i, "box": list(box), "score": score}, pixels))
+      pending += found
       while len(pending) >= self.batch_size:
         yield from self._flush(pending[: self.batch_size])
         pending = pending[self.batch_size :]
@@ -55,15 +97,6 @@ class Predictor:
       yield from self._flush(pending)
 
   def _flush(self, items: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
-    images = np.stack([p for _, p in items])
-    n = len(images)
-    if n < self.batch_size:  # pad: one compiled shape for every batch
-      images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
-    out = jax.device_get(self.model(images))
-    for (rec, _), a, pf in zip(items, out["age"][:n], out["p_female"][:n], strict=True):
-      yield {
-        **rec,
-        "age": round(float(a), 2),
-        "gender": "female" if pf > 0.5 else "male",
-        "p_female": round(float(pf), 4),
-      }
+    out = self.run(np.stack([p for _, p in items]))
+    for (rec, _), a, pf in zip(items, out["age"], out["p_female"], strict=True):
+      yield self.label(rec, a, pf)

@@ -9,10 +9,9 @@ import jax
 from flax import nnx
 
 from jaxface.config import Config
+from jaxface.inference.names import CHECKPOINTS
 from jaxface.models import DTYPES, get_model
 from jaxface.training.checkpoint import Checkpointer
-
-CHECKPOINTS = ("best", "last")
 
 
 @dataclasses.dataclass

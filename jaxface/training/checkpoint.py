@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as cm
 
@@ -69,6 +70,13 @@ class Checkpointer:
         raise IncompatibleCheckpointError(
           f"checkpoint {step} in {self.directory} holds no data iterator: it was trained with --input device; "
           "resume it with --input device"
+        )
+      saved = sorted(p.name for p in (self.directory / str(step) / "data").glob("process_*-of-*.json"))
+      if saved and not saved[0].endswith(f"-of-{jax.process_count()}.json"):
+        raise IncompatibleCheckpointError(
+          f"checkpoint {step} in {self.directory} holds the stream input's position of each of "
+          f"{saved[0].rsplit('-of-', 1)[1].removesuffix('.json')} processes, and this run has {jax.process_count()}: "
+          "resume it with that many processes (--input device resumes on any count; a new --workdir starts afresh)"
         )
       items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
     r = self.mngr.restore(step, args=ocp.args.Composite(**items))

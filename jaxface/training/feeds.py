@@ -3,22 +3,25 @@
 ``stream``: grain reads, shuffles and batches this host's share on the CPU,
 one dispatch per step (data of any size).
 
-``device``: each split is read once (``data.arrays``) into one uint8 array,
-replicated on every device of the mesh (each device then gathers its own
-slice of every batch locally: no collectives for input, and any global batch
-can be drawn). Each epoch's order is a permutation computed on the device
-from (seed, epoch); step ``i`` takes positions ``[i*B, (i+1)*B)`` of it, so
-the global batches do not depend on the device count. ``steps_per_call``
-steps run in one jitted ``lax.scan`` with the metrics summed on the device
-(default: a whole epoch), and a whole split is evaluated in one call. The
-remainder of an epoch (N mod B examples) is left out, as in ``stream``.
+``device``: each split is read once (``data.arrays``) and split into one
+block per device along the data axis; each process reads only its devices'
+blocks. Each epoch's order is one permutation of the split computed on the
+device from (seed, epoch); step ``i`` takes positions ``[i*B, (i+1)*B)`` of it.
+Each device picks the batch's examples that its block holds and a
+reduce-scatter hands every device its slice of the batch, so the global batches
+do not depend on the device count or on how the devices are spread over
+processes (2 hosts of 2 devices train as 1 host of 4, or of 1).
+``steps_per_call`` steps run in one jitted ``lax.scan`` with the metrics summed
+on the device (default: a whole epoch), and a whole split is evaluated in one
+call. Per epoch, N mod B examples are left out, as in ``stream``.
 
 On CPU the loops are not left to XLA: XLA:CPU (jaxlib 0.10) ran the custom
 CNN's train step (64 px, batch 64) in 0.46 s alone and in 35 s as the body
 of a ``lax.scan`` (0.60 and 32 s with XLA's default options); unrolled, 0.44 s
-a step (benchmarks/results/xla_cpu_scan.json). So on CPU the steps of a call are unrolled (the default is one step
-per call: dispatch costs ~0.1 ms against a step of ~0.1 s or more) and
-evaluation loops over batches in Python, summing on the device.
+a step (benchmarks/results/xla_cpu_scan.json). So on CPU the steps of a call
+are unrolled (the default is one step per call: dispatch costs ~0.1 ms against
+a step of ~0.1 s or more) and evaluation loops over batches in Python, summing
+on the device.
 
 ``auto`` takes ``device`` when the train and validation arrays fit the budget
 (a quarter of one device's memory; host RAM on CPU), else ``stream``, and says
@@ -27,6 +30,7 @@ which and why.
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import os
@@ -36,6 +40,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from jaxface import sharding
 from jaxface.data import pipeline
@@ -82,6 +87,8 @@ class StreamFeed:
     self.batch_sh = sharding.batch_sharded(mesh)
     n, p = jax.process_count(), jax.process_index()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(train_src) // n * n, batch_size)
+    log_share("train", pipeline.share(len(train_src), p, n, equal=True), len(train_src))
+    log_share("validation", pipeline.share(len(val_src), p, n, equal=False), len(val_src))
     ds = pipeline.train_dataset(
       train_src, batch_size=batch_size // n, seed=seed, num_epochs=epochs, shard_index=p, shard_count=n
     )
@@ -109,7 +116,7 @@ class StreamFeed:
 
 
 class DeviceFeed:
-  """Whole splits on the device; ``steps_per_call`` steps and a whole evaluation per dispatch (see above for CPU)."""
+  """Whole splits on the devices; ``steps_per_call`` steps and a whole evaluation per dispatch (see above for CPU)."""
 
   iterator = None  # nothing to checkpoint: the position is (epoch, step)
 
@@ -117,31 +124,57 @@ class DeviceFeed:
     self, train: dict[str, np.ndarray], val: dict[str, np.ndarray], *, train_step, eval_step, mesh,
     batch_size: int, seed: int, steps_per_call: int, compiler_options,
   ):  # fmt: skip
-    repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    """``train``, ``val``: whole splits (memory-mapped arrays, say); this process reads only its devices' rows."""
+    repl, batch_sh, data = sharding.replicated(mesh), sharding.batch_sharded(mesh), P("data")
     on_cpu = mesh.devices.flat[0].platform == "cpu"
-    n = len(train["age"])
+    n_dev, (first, count) = mesh.devices.size, sharding.local_block(mesh)
+    if batch_size % n_dev:
+      raise ValueError(f"batch size {batch_size} does not divide over {n_dev} devices; use a multiple of {n_dev}")
+    per_dev = batch_size // n_dev
+    n, n_val = len(train["age"]), len(val["age"])
     self.steps_per_epoch = pipeline.steps_per_epoch(n, batch_size)
+    m = -(-n // n_dev)  # each device's block of the train split (the last ones padded)
+    rows = slice(min(first * m, n), min((first + count) * m, n))
+    log_share("train", rows, n)
+    self.train = _global(batch_sh, _padded({k: v[rows] for k, v in train.items()}, count * m), n_dev * m)
+    val_local, val_rows, per_dev_val = _val_blocks(val, n_dev, first, count, per_dev)
+    log_share("validation", val_rows, n_val)
+    self.val = _global(batch_sh, val_local, n_dev * per_dev_val)
+    self.eval_batches = per_dev_val // per_dev
     self.steps_per_call = min(steps_per_call or (1 if on_cpu else self.steps_per_epoch), self.steps_per_epoch)
-    self.train = jax.device_put(train, repl)
-    self.val = jax.device_put(_padded_batches(val, batch_size), repl)
     self.data_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), _DATA_STREAM))
-    constrain = lambda batch: jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, batch_sh), batch)
 
     def zeros_like_sums(fn, *args):
       return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
 
+    def local(fn, in_specs):  # fn sees each device's block; its results stay split along the data axis
+      return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=data)
+
     def order(data_key, epoch):
       return jax.random.permutation(jax.random.fold_in(jax.random.wrap_key_data(data_key), epoch), n)
 
-    def chunk(state, data, perm, offset, k):
+    @functools.partial(local, in_specs=(data, P(), P()))
+    def take(split, perm, i):  # step i's batch: positions [i*B, (i+1)*B) of the epoch's order
+      idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size) - jax.lax.axis_index("data") * m
+      mine = (idx >= 0) & (idx < m)
+
+      def pick(v):  # this block's examples of the batch, zeros elsewhere; summed, each device keeps its slice
+        got = jnp.where(mine.reshape(-1, *[1] * (v.ndim - 1)), v[jnp.clip(idx, 0, m - 1)], 0).astype(v.dtype)
+        return jax.lax.psum_scatter(got, "data", scatter_dimension=0, tiled=True)
+
+      return {key: pick(v) for key, v in split.items()}
+
+    @functools.partial(local, in_specs=(data, P()))
+    def val_batch(split, j):
+      return {key: jax.lax.dynamic_slice_in_dim(v, j * per_dev, per_dev) for key, v in split.items()}
+
+    def chunk(state, split, perm, offset, k):
       def body(carry, i):
         state, acc = carry
-        idx = jax.lax.dynamic_slice_in_dim(perm, (offset + i) * batch_size, batch_size)
-        state, sums = train_step(state, constrain({key: v[idx] for key, v in data.items()}))
+        state, sums = train_step(state, take(split, perm, offset + i))
         return (state, jax.tree.map(operator.add, acc, sums)), None
 
-      first = constrain({key: v[:batch_size] for key, v in data.items()})
-      zeros = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, first)
+      zeros = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
       if on_cpu:  # unrolled in the trace (a length-1 scan still lowers to a while loop)
         carry = (state, zeros)
         for i in range(k):
@@ -150,15 +183,15 @@ class DeviceFeed:
       (state, acc), _ = jax.lax.scan(body, (state, zeros), jnp.arange(k))
       return state, acc
 
-    def evaluate(state, val):
-      def body(acc, batch):
-        return jax.tree.map(operator.add, acc, eval_step(state, constrain(batch))), None
+    def evaluate(state, split):
+      def body(acc, j):
+        return jax.tree.map(operator.add, acc, eval_step(state, val_batch(split, j))), None
 
-      first = jax.tree.map(lambda v: v[0], val)
-      return jax.lax.scan(body, zeros_like_sums(eval_step, state, first), val)[0]
+      zeros = zeros_like_sums(eval_step, state, val_batch(split, 0))
+      return jax.lax.scan(body, zeros, jnp.arange(self.eval_batches))[0]
 
-    def evaluate_batch(state, val, i):
-      return eval_step(state, constrain(jax.tree.map(lambda v: v[i], val)))
+    def evaluate_batch(state, split, j):
+      return eval_step(state, val_batch(split, j))
 
     self._order = jax.jit(order, out_shardings=repl)
     self._chunk = jax.jit(
@@ -180,17 +213,49 @@ class DeviceFeed:
     if not self._on_cpu:
       return self._evaluate(state, self.val)
     total = None
-    for i in range(len(self.val["mask"])):
-      sums = self._evaluate_batch(state, self.val, i)
+    for j in range(self.eval_batches):
+      sums = self._evaluate_batch(state, self.val, j)
       total = sums if total is None else jax.tree.map(operator.add, total, sums)
     return total
 
 
-def _padded_batches(arrays: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-  """(n_batches, batch_size, ...) arrays and a ``mask``: the last batch padded with copies of the last example."""
-  n = len(arrays["age"])
-  nb = -(-n // batch_size)
-  idx = np.minimum(np.arange(nb * batch_size), n - 1)
-  out = {k: v[idx].reshape(nb, batch_size, *v.shape[1:]) for k, v in arrays.items()}
-  out["mask"] = (np.arange(nb * batch_size) < n).reshape(nb, batch_size)
-  return out
+def log_share(split: str, rows: slice, n: int) -> None:
+  """Which examples of a split this process reads (the multi-host tests check that the shares tile the split)."""
+  logging.info(
+    "process %d/%d reads %s examples [%d:%d:%d] of %d",
+    jax.process_index(), jax.process_count(), split, rows.start, rows.stop, rows.step or 1, n,
+  )  # fmt: skip
+
+
+def _global(sh, local: dict[str, np.ndarray], rows: int) -> dict[str, jax.Array]:
+  """Arrays of ``rows`` rows split along the data axis, from this process's devices' blocks."""
+  return {
+    k: jax.make_array_from_process_local_data(sh, np.ascontiguousarray(v), (rows, *v.shape[1:]))
+    for k, v in local.items()
+  }
+
+
+def _padded(arrays: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+  """Zero rows appended up to ``rows`` (the permutation never points at them)."""
+  return {k: np.concatenate([v, np.zeros((rows - len(v), *v.shape[1:]), v.dtype)]) for k, v in arrays.items()}
+
+
+def _val_blocks(val: dict[str, np.ndarray], n_dev: int, first: int, count: int, per_dev: int):
+  """Each of this process's devices' block of the split, padded to whole batches with a ``mask``.
+
+  Device ``d`` holds examples ``[d*s, (d+1)*s)`` (s = ceil(n / devices)), so every example is
+  evaluated exactly once across devices and processes; padding repeats a real example, masked out.
+  """
+  n = len(val["age"])
+  s = -(-n // n_dev)
+  per_dev_val = max(1, -(-s // per_dev)) * per_dev
+  rows = slice(min(first * s, n), min((first + count) * s, n))
+  mine = {k: np.asarray(v[rows]) for k, v in val.items()}
+  blocks = {k: [] for k in (*mine, "mask")}
+  for d in range(first, first + count):
+    real = np.arange(d * s, min((d + 1) * s, n)) - rows.start
+    idx = np.concatenate([real, np.full(per_dev_val - len(real), real[-1] if len(real) else 0)])
+    for k, v in mine.items():
+      blocks[k].append(v[idx] if len(v) else np.zeros((per_dev_val, *v.shape[1:]), v.dtype))
+    blocks["mask"].append(np.arange(per_dev_val) < len(real))
+  return {k: np.concatenate(v) for k, v in blocks.items()}, rows, per_dev_val

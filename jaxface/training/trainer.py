@@ -64,18 +64,9 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
       f"when {workdir} started: the learning rate has decayed to 0 there, and a longer schedule would make it jump "
       "back up. Train longer in a new --workdir (with --lr-horizon-epochs, if you plan to extend it later)."
     )
-  files.write_text(path, cfg.to_json())
-  return cfg
-
-
-def _prepare(cfg: config_lib.Config):
-  """The prepared dataset: process 0 builds it (others wait at a barrier), then every process opens it."""
   if jax.process_index() == 0:
-    builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
-  sharding.barrier("jaxface:dataset-prepared")
-  if jax.process_index() != 0:
-    builder = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
-  return builder
+    files.write_text(path, cfg.to_json())
+  return cfg
 
 
 def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
@@ -108,7 +99,10 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
     logging.info("XLA compiler options: %s", xla_opts)
 
   # --- input -------------------------------------------------------------
-  builder = _prepare(cfg)
+  # Process 0 builds the dataset (and below, the arrays cache); the others wait, then open it.
+  builder = sharding.primary_first(
+    lambda: prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir), "jaxface:dataset-prepared"
+  )
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
 
   # --- model, optimizer, steps ---------------------------------------------
@@ -125,8 +119,11 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
   train_step = steps.make_train_step(mdef, tx, cfg)
   eval_step = steps.make_eval_step(mdef, cfg)
   if mode == "device":
+    splits = sharding.primary_first(
+      lambda: [arrays.load(builder, split) for split in ("train", "validation")], "jaxface:arrays-cached"
+    )
     feed = feeds.DeviceFeed(
-      arrays.load(builder, "train"), arrays.load(builder, "validation"), train_step=train_step,
+      *splits, train_step=train_step,
       eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, steps_per_call=cfg.steps_per_call,
       compiler_options=xla_opts,
     )  # fmt: skip

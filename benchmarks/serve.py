@@ -1,0 +1,143 @@
+"""The server under concurrent clients, with request batching on and off.
+
+  python benchmarks/serve.py --workdir DIR [--clients 16] [--seconds 20] [--name serve_cpu]
+
+For each mode, ``python -m jaxface.serve`` starts in its own process on
+127.0.0.1, and N clients in this process post images to ``/v1/predict`` as
+fast as answers come back, for a bounded time (and at most --max-requests
+each). Two kinds of request: the astronaut photo (scikit-image's, one face:
+detection, crop and model) and a 200x200 face crop with ``detect=false``
+(the model path alone). Batching on: one model call gathers up to
+--max-batch faces of concurrent requests (static batch --max-batch); off: one
+request per model call, at a static batch of 1. Reports requests/s, faces/s,
+p50/p99 latency, failures and faces per model call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import common
+import numpy as np
+from PIL import Image
+
+MODES = {"on": ("--max-batch", "{max_batch}", "--batch-size", "{max_batch}"), "off": ("--max-batch", "0", "--batch-size", "1")}  # fmt: skip
+
+
+def jpeg(array: np.ndarray) -> bytes:
+  buf = io.BytesIO()
+  Image.fromarray(array).save(buf, format="JPEG", quality=95)
+  return buf.getvalue()
+
+
+def start_server(workdir: str, port: int, flags: list[str]) -> subprocess.Popen:
+  cmd = [sys.executable, "-m", "jaxface.serve", "--workdir", workdir, "--port", str(port), *flags]
+  proc = subprocess.Popen(cmd, cwd=common.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  import httpx2 as httpx
+
+  deadline = time.monotonic() + 180
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      raise RuntimeError(f"the server exited: {proc.stderr.read()[-2000:]}")
+    try:
+      if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+        return proc
+    except httpx.TransportError:
+      time.sleep(0.2)
+  proc.kill()
+  raise RuntimeError("the server did not answer /healthz within 180 s")
+
+
+async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float, max_requests: int) -> dict:
+  import httpx2 as httpx
+
+  latencies, faces, failures = [], 0, 0
+  params = {} if detect else {"detect": "false"}
+
+  async def client(http):
+    nonlocal faces, failures
+    end = time.monotonic() + seconds
+    for _ in range(max_requests):
+      if time.monotonic() >= end:
+        break
+      t = time.perf_counter()
+      try:
+        r = await http.post(url, params=params, files={"files": ("face.jpg", body, "image/jpeg")})
+        ok = r.status_code == 200
+      except httpx.HTTPError:
+        ok = False
+      latencies.append(time.perf_counter() - t)
+      if ok:
+        faces += sum(rec["status"] == "ok" for rec in r.json()["records"])
+      else:
+        failures += 1
+
+  limits = httpx.Limits(max_connections=clients)
+  async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(http) for _ in range(clients)))
+    wall = time.perf_counter() - t0
+  q = statistics.quantiles(latencies, n=100)
+  return {
+    "requests": len(latencies), "failures": failures, "faces": faces, "seconds": round(wall, 2),
+    "requests_per_s": round(len(latencies) / wall, 1), "faces_per_s": round(faces / wall, 1),
+    "latency_p50_ms": round(1000 * q[49], 1), "latency_p99_ms": round(1000 * q[98], 1),
+  }  # fmt: skip
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True, help="a trained workdir to serve")
+  p.add_argument("--clients", type=int, default=16)
+  p.add_argument("--seconds", type=float, default=20, help="per mode and request kind")
+  p.add_argument("--max-requests", type=int, default=2000, help="per client, per mode and request kind")
+  p.add_argument("--max-batch", type=int, default=16)
+  p.add_argument("--port", type=int, default=0, help="0: a free one")
+  p.add_argument("--name", default="serve_cpu")
+  a = p.parse_args()
+  t0 = time.perf_counter()
+  import httpx2 as httpx
+  import portpicker
+  from skimage import data
+
+  photo = jpeg(data.astronaut())
+  crop = jpeg(np.asarray(Image.fromarray(data.astronaut()).crop((150, 40, 330, 220)).resize((200, 200))))
+  rows = []
+  for mode, flags in MODES.items():
+    port = a.port or portpicker.pick_unused_port()
+    server = start_server(a.workdir, port, [f.format(max_batch=a.max_batch) for f in flags])
+    try:
+      base = f"http://127.0.0.1:{port}"
+      model = httpx.get(f"{base}/v1/model").json()
+      for kind, body, detect in (("photo", photo, True), ("crop", crop, False)):
+        asyncio.run(load(f"{base}/v1/predict", body, detect, 2, 2, 5))  # warm-up
+        calls0 = httpx.get(f"{base}/v1/model").json()["model_calls"]
+        r = asyncio.run(load(f"{base}/v1/predict", body, detect, a.clients, a.seconds, a.max_requests))
+        calls = httpx.get(f"{base}/v1/model").json()["model_calls"] - calls0
+        r |= {"batching": mode, "request": kind, "clients": a.clients, "model_calls": calls,
+              "faces_per_call": round(r["faces"] / max(calls, 1), 2), **model["batching"]}  # fmt: skip
+        rows.append(r)
+        print(json.dumps(r))
+    finally:
+      server.terminate()
+      server.wait(timeout=30)
+  ratios = {}
+  for kind in ("photo", "crop"):
+    on, off = (next(r for r in rows if r["request"] == kind and r["batching"] == m) for m in ("on", "off"))
+    ratios[f"{kind}_faces_per_s_on_vs_off"] = round(on["faces_per_s"] / off["faces_per_s"], 2)
+  print(json.dumps(ratios))
+  meta = common.provenance(
+    "serve", t0, arch=model["arch"], image_size=model["image_size"], workdir=a.workdir, ratios=ratios
+  )
+  common.write(a.name, rows, meta)
+
+
+if __name__ == "__main__":
+  main()

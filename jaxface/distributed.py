@@ -1,0 +1,38 @@
+"""Multi-host start-up: ``jax.distributed``, auto-detected on a cluster or given explicitly.
+
+Every process runs the same command; JAX's multi-controller runtime then
+makes the devices of all of them one mesh (``sharding.data_mesh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+  g = p.add_argument_group("multi-host (README: Running on many hosts)")
+  g.add_argument(
+    "--distributed", action="store_true",
+    help="call jax.distributed.initialize() with what the cluster provides (Cloud TPU pods, SLURM, Open MPI)",
+  )  # fmt: skip
+  g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a free port, on every process")
+  g.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator: how many processes in all")
+  g.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: this process, 0..N-1")
+
+
+def initialize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+  """Joins the job (before any other JAX call); a usage error when the explicit flags are incomplete."""
+  explicit = {"--coordinator": args.coordinator, "--num-processes": args.num_processes, "--process-id": args.process_id}
+  given = [k for k, v in explicit.items() if v is not None]
+  if given and len(given) < len(explicit):
+    p.error(f"{', '.join(given)} given without {', '.join(k for k in explicit if k not in given)}: give all three")
+  if given:
+    if args.num_processes < 1 or not 0 <= args.process_id < args.num_processes:
+      p.error(f"--process-id {args.process_id} is not in 0..{args.num_processes - 1} (--num-processes)")
+    jax.distributed.initialize(
+      coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+  elif args.distributed:
+    jax.distributed.initialize()

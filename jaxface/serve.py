@@ -1,0 +1,64 @@
+"""python -m jaxface.serve --workdir DIR | --model FILE [--host 127.0.0.1] [--port 8000]
+
+Serves a trained workdir (or a file from ``python -m jaxface.export``) over
+HTTP: a REST API (``/v1/predict``, ``/v1/annotate``, ``/v1/model``,
+``/healthz``; OpenAPI docs at ``/docs``) and a web page at ``/`` to drop photos
+on. Concurrent requests' faces are gathered into one model call (at most
+--max-batch faces, waiting at most --max-wait-ms for more). Needs the
+``serve`` extra: pip install -e '.[serve]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+
+from jaxface.inference.names import CHECKPOINTS
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxface.serve", description=__doc__.split("\n\n")[1])
+  which = p.add_mutually_exclusive_group(required=True)
+  which.add_argument("--workdir", help="a trained jaxface workdir")
+  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export")
+  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
+  p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+  p.add_argument("--port", type=int, default=8000)
+  p.add_argument("--batch-size", type=int, default=32, help="faces per model call (a static, compiled shape)")
+  p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
+  p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
+  args = p.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
+  try:
+    import uvicorn
+
+    from jaxface.serving.app import create_app
+  except ImportError as e:
+    print(f"error: serving needs the serve extra ({e}): pip install -e '.[serve]'", file=sys.stderr)
+    return 2
+  from jaxface.inference.predictor import Predictor
+
+  try:
+    if args.model:
+      predictor = Predictor.from_export(args.model, batch_size=args.batch_size)
+      info = {k: v for k, v in predictor.model.meta.items() if k != "format"}
+    else:
+      from jaxface.inference import export
+
+      predictor = Predictor.from_workdir(args.workdir, args.checkpoint, batch_size=args.batch_size)
+      info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
+  app = create_app(predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+  print(f"serving {info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
+  uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

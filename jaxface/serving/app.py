@@ -1,0 +1,125 @@
+"""The HTTP API and its web page.
+
+``POST /v1/predict`` (one or more images, multipart field ``files``): the
+records ``predict`` writes, one per face, or a no-face record per image
+(``?detect=false``: each image is already a face crop).
+``POST /v1/annotate`` (one image, field ``file``): the image as PNG, each face
+boxed and labelled. ``GET /v1/model``: arch, config, provenance and metrics.
+``GET /healthz``. ``GET /``: the page. ``/docs``: the OpenAPI docs.
+
+Bad input is a 4xx whose ``detail`` names the file and what is wrong (400:
+empty, not an image, no file; 413: over the size, pixel or file-count
+limit); the server goes on serving. Decoding, detection and cropping run in
+a thread pool, the model in the batcher's thread: the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from importlib import resources
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from PIL import Image, UnidentifiedImageError
+
+from jaxface import faces
+from jaxface.inference.predictor import Predictor
+from jaxface.serving.batcher import Batcher
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  max_files: int = 16  # images in one request
+  max_bytes: int = 10 * 2**20  # per image file
+  max_pixels: int = 40_000_000  # per image, width x height
+
+
+def _decode(data: bytes, name: str, limits: Limits) -> faces.Photo:
+  if not data:
+    raise HTTPException(400, f"{name}: empty file (0 bytes)")
+  try:
+    with Image.open(io.BytesIO(data)) as img:
+      if img.width * img.height > limits.max_pixels:
+        raise HTTPException(
+          413, f"{name}: {img.width}x{img.height} is over the limit of {limits.max_pixels:,} pixels an image"
+        )
+      img.load()
+      photo = faces.load_photo(img, name)
+  except HTTPException:
+    raise
+  except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+    raise HTTPException(400, f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+  return photo
+
+
+def create_app(
+  predictor: Predictor, info: dict, *, max_batch: int = 64, max_wait_ms: float = 5.0, limits: Limits = Limits()
+) -> FastAPI:
+  """``info``: what ``GET /v1/model`` says (``export.model_info``, or an export's meta). ``max_batch=0``: no gathering."""
+  batcher = Batcher(predictor.run, max_batch, max_wait_ms / 1000)
+  app = FastAPI(
+    title="jaxface", summary="Age and gender of the faces in photos.", on_shutdown=[batcher.close],
+    description=__doc__.split("\n\n")[1],
+  )  # fmt: skip
+  app.state.batcher = batcher
+
+  async def read(upload: UploadFile) -> faces.Photo:
+    name = upload.filename or "upload"
+    data = await upload.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+      raise HTTPException(413, f"{name}: over the limit of {limits.max_bytes:,} bytes a file")
+    return await run_in_threadpool(_decode, data, name, limits)
+
+  async def records(photo: faces.Photo, detect: bool) -> list[dict]:
+    found = await run_in_threadpool(predictor.faces, photo, detect)
+    if not found:
+      return [{"file": photo.file, "status": "no_face"}]
+    out = await batcher(np.stack([pixels for _, pixels in found]))
+    return [Predictor.label(rec, a, p) for (rec, _), a, p in zip(found, out["age"], out["p_female"], strict=True)]
+
+  @app.post("/v1/predict", summary="One record per face (or one no-face record) for each image")
+  async def predict(
+    files: Annotated[list[UploadFile], File(description="one or more images")],
+    detect: Annotated[bool, Query(description="false: each image is already a face crop")] = True,
+  ) -> dict:
+    if len(files) > limits.max_files:
+      raise HTTPException(413, f"{len(files)} files: over the limit of {limits.max_files} a request")
+    photos = [await read(f) for f in files]  # every file checked before any model work
+    return {"records": [r for photo in photos for r in await records(photo, detect)]}
+
+  @app.post(
+    "/v1/annotate", summary="The image as PNG, each face boxed and labelled",
+    response_class=Response, responses={200: {"content": {"image/png": {}}}},
+  )  # fmt: skip
+  async def annotate(
+    file: Annotated[UploadFile, File(description="one image")],
+    detect: Annotated[bool, Query(description="false: the image is already a face crop")] = True,
+  ) -> Response:
+    photo = await read(file)
+    found = [r for r in await records(photo, detect) if r["status"] == "ok"]
+    buf = io.BytesIO()
+    await run_in_threadpool(lambda: faces.drawn(photo.image, found).save(buf, format="PNG"))
+    return Response(buf.getvalue(), media_type="image/png")
+
+  @app.get("/v1/model", summary="Arch, config, provenance and metrics of the model served")
+  async def model() -> dict:
+    return {
+      **info, "limits": dataclasses.asdict(limits), "model_calls": batcher.calls,
+      "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "model_batch": predictor.batch_size},
+    }  # fmt: skip
+
+  @app.get("/healthz", summary="200 while the server serves")
+  async def healthz() -> dict:
+    return {"status": "ok"}
+
+  page = resources.files("jaxface.serving").joinpath("page.html").read_text()
+
+  @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+  async def index() -> str:
+    return page
+
+  return app

@@ -1,0 +1,214 @@
+"""Multi-host training on one machine: 2 processes of 2 CPU devices each, through JAX's CPU collectives (gloo).
+
+Each test launches real ``python -m jaxface.train`` processes joined by
+``--coordinator``; every process it starts is killed and reaped when the test
+ends, passed or failed, so no process keeps the coordinator's port.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import portpicker
+import pytest
+from conftest import TINY_WIDTHS
+
+STEPS_PER_EPOCH = 6  # the fake archive's full/train split in batches of 8
+EPOCHS = 3
+FLAGS = ("--epochs", str(EPOCHS), "--input", "device")
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory, fake_archive):
+  from jaxface.data import prepare
+
+  d = tmp_path_factory.mktemp("tfds_multihost")
+  prepare.prepare(fake_archive[0], "full", 32, d)
+  return d
+
+
+class Launcher:
+  """``with Launcher(...) as launch``: launch(workdir, processes, devices_each, *flags) starts processes.
+
+  On exit, passed or failed, every process started is killed and reaped, and its coordinator port is
+  checked to be free again.
+  """
+
+  def __init__(self, logs: Path, archive, tfds_dir):
+    self.logs, self.archive, self.tfds_dir, self.started = logs, archive, tfds_dir, []
+
+  def __enter__(self):
+    return self.launch
+
+  def launch(self, workdir: Path, processes: int, devices_each: int, *flags: str, only=None) -> list:
+    env = {
+      **os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}",
+    }  # fmt: skip
+    args = ["--arch", "custom", "--data", str(self.archive), "--dataset", "full", "--tfds-dir", str(self.tfds_dir),
+            "--image-size", "32", "--batch-size", "8", "--widths", json.dumps(TINY_WIDTHS), "--hidden", "16",
+            "--workdir", str(workdir), *flags]  # fmt: skip
+    port = portpicker.pick_unused_port()
+    procs = []
+    for i in range(processes) if only is None else only:
+      multi = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes), "--process-id", str(i)]
+      log = open(self.logs / f"{workdir.name}.{len(self.started)}.p{i}.log", "w+")  # noqa: SIM115 (closed on exit)
+      cmd = [sys.executable, "-m", "jaxface.train", *args, *(multi if processes > 1 else [])]
+      p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+      p.log, p.port = log, port
+      procs.append(p)
+      self.started.append(p)
+    return procs
+
+  def __exit__(self, *exc):
+    for p in self.started:
+      if p.poll() is None:
+        p.kill()
+      p.wait()
+      p.log.close()
+    for port in {p.port for p in self.started}:
+      with socket.socket() as s:  # a listener left behind would make this bind fail (TIME_WAIT is allowed)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    return False
+
+
+def output(p: subprocess.Popen) -> str:
+  p.log.flush()
+  return Path(p.log.name).read_text()
+
+
+def finish(procs: list[subprocess.Popen], expect_rc: int = 0) -> list[str]:
+  deadline = time.monotonic() + TIMEOUT_S
+  for p in procs:
+    try:
+      p.wait(timeout=max(1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      pytest.fail(f"a process ran past {TIMEOUT_S} s; its output:\n{output(p)[-3000:]}")
+  outs = [output(p) for p in procs]
+  for p, out in zip(procs, outs, strict=True):
+    assert p.returncode == expect_rc, out[-3000:]
+  return outs
+
+
+def final_params(workdir: Path) -> dict:
+  """The last checkpoint's parameters, restored here, in one process (as evaluate and predict do)."""
+  from jaxface.inference import restore
+
+  return restore.load(workdir, "last").params
+
+
+def assert_same_params(a: Path, b: Path) -> None:
+  """Equal to float tolerance, but for the biases of the convolutions that feed a batch-norm.
+
+  Their true gradient is 0 (the batch-norm takes the mean out), so what they get is rounding noise,
+  which differs with the order of the cross-device sum; Adam scales any gradient to a step of ~lr.
+  """
+  import jax
+
+  pa, pb = (jax.tree_util.tree_flatten_with_path(final_params(w))[0] for w in (a, b))
+  compared = 0
+  for (path, x), (_, y) in zip(pa, pb, strict=True):
+    name = jax.tree_util.keystr(path)
+    if "conv" in name and "bias" in name:
+      continue
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=name)
+    compared += np.size(x)
+  assert compared > 5000  # the custom CNN's weights, heads included
+
+
+def shares(outs: list[str], split: str) -> list[list[int]]:
+  """The examples of ``split`` each process says it read (``feeds.log_share``), and the split's size."""
+  got, sizes = [], set()
+  for out in outs:
+    (m,) = re.findall(rf"reads {split} examples \[(\d+):(\d+):(\d+)\] of (\d+)", out)
+    start, stop, step, n = map(int, m)
+    got.append(list(range(start, stop, step)))
+    sizes.add(n)
+  (n,) = sizes
+  return got, n
+
+
+def assert_tiles(outs: list[str], split: str) -> None:
+  """The processes' shares are disjoint and cover the split."""
+  got, n = shares(outs, split)
+  flat = sorted(i for g in got for i in g)
+  assert len(flat) == len(set(flat)), f"{split}: an example read twice: {got}"
+  assert flat == list(range(n)), (split, n, got)
+  assert all(got), f"{split}: a process read nothing: {got}"
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory, fake_archive, tfds_dir):
+  """--input device, 3 epochs: 2 processes of 2 devices, 1 process of 4, 1 of 1 (their workdirs and outputs)."""
+  d = tmp_path_factory.mktemp("unbroken")
+  with Launcher(d, fake_archive[0], tfds_dir) as launch:
+    two = finish(launch(d / "two", 2, 2, *FLAGS))
+    one = finish(launch(d / "one", 1, 4, *FLAGS))
+    single = finish(launch(d / "single", 1, 1, *FLAGS))
+  return {"two": (d / "two", two), "one": (d / "one", one), "single": (d / "single", single)}
+
+
+def test_two_processes_train_as_one_process_of_four_devices_or_of_one(unbroken):
+  """Each process reads its devices' blocks; the run equals 1 process x 4 devices, and 1 x 1."""
+  (two, logs), (one, _), (single, _) = unbroken["two"], unbroken["one"], unbroken["single"]
+  assert_same_params(two, one)
+  assert_same_params(two, single)
+  h2, h1, hs = (json.loads((w / "history.json").read_text()) for w in (two, one, single))
+  assert [e["step"] for e in h2] == [e["step"] for e in hs] == [STEPS_PER_EPOCH * (i + 1) for i in range(EPOCHS)]
+  for key in ("train_loss", "val_loss", "val_age_mae", "val_gender_acc"):
+    assert h2[-1][key] == pytest.approx(h1[-1][key], rel=1e-4) == pytest.approx(hs[-1][key], rel=1e-4), key
+  assert_tiles(logs, "train")
+  assert_tiles(logs, "validation")  # each validation example evaluated once, over both processes
+  run = json.loads((two / "run.json").read_text())
+  assert run["device"]["processes"] == 2 and run["device"]["count"] == 4
+  assert "[process 1/2]" in logs[1] and f"epoch {EPOCHS}/{EPOCHS}" not in logs[1]  # only process 0 prints epochs
+
+
+def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken, tmp_path, fake_archive, tfds_dir):
+  with Launcher(tmp_path, fake_archive[0], tfds_dir) as launch:
+    procs = launch(tmp_path / "broken", 2, 2, *FLAGS)
+    ckpts, deadline = tmp_path / "broken" / "checkpoints", time.monotonic() + TIMEOUT_S
+    while not (ckpts / str(STEPS_PER_EPOCH)).is_dir():
+      assert all(p.poll() is None for p in procs), [output(p)[-2000:] for p in procs]
+      assert time.monotonic() < deadline, "epoch 1's checkpoint never appeared"
+      time.sleep(0.02)
+    for p in procs:
+      p.send_signal(signal.SIGKILL)
+    for p in procs:
+      p.wait()
+    assert not (ckpts / str(EPOCHS * STEPS_PER_EPOCH)).exists(), "the run ended before it was killed"
+    again = finish(launch(tmp_path / "broken", 2, 2, *FLAGS))
+  assert all(re.search(r"Resumed from .* at epoch [12] \(step (6|12)\)", out) for out in again), again[0][-2000:]
+  assert_same_params(tmp_path / "broken", unbroken["two"][0])
+  h = json.loads((tmp_path / "broken" / "history.json").read_text())
+  assert [e["epoch"] for e in h] == list(range(1, EPOCHS + 1))
+
+
+def test_a_failed_launch_leaves_no_process_and_frees_the_port(tmp_path, fake_archive, tfds_dir):
+  """Process 1 is never started: process 0 waits for it; the launcher's exit kills and reaps it."""
+  launcher = Launcher(tmp_path, fake_archive[0], tfds_dir)
+  with pytest.raises(RuntimeError, match="test failure"), launcher as launch:
+    (p0,) = launch(tmp_path / "lonely", 2, 2, *FLAGS, only=[0])
+    time.sleep(1)
+    raise RuntimeError("test failure")
+  assert p0.poll() is not None
+
+
+@pytest.mark.parametrize("n, hosts", [(55, 2), (7, 2), (10, 3), (2, 3)])
+def test_stream_shares_tile_each_split(n, hosts):
+  """--input stream: each host every hosts-th example; train leaves out n mod hosts (equal steps), validation none."""
+  from jaxface.data import pipeline
+
+  examples = list(range(n))
+  train = [examples[pipeline.share(n, i, hosts, equal=True)] for i in range(hosts)]
+  val = [examples[pipeline.share(n, i, hosts, equal=False)] for i in range(hosts)]
+  assert sorted(sum(val, [])) == examples
+  assert sorted(sum(train, [])) == examples[: n - n % hosts] and len({len(t) for t in train}) == 1

@@ -1,0 +1,146 @@
+"""Export and serving: the exported file against the workdir, the REST API on real photos and bad input."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
+skdata = pytest.importorskip("skimage.data")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from jaxface import Predictor  # noqa: E402
+from jaxface.serving.app import Limits, create_app  # noqa: E402
+
+
+def jpeg(array: np.ndarray) -> bytes:
+  buf = io.BytesIO()
+  Image.fromarray(array).save(buf, format="JPEG", quality=95)
+  return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photos():
+  return {"astronaut.jpg": jpeg(skdata.astronaut()), "cat.jpg": jpeg(skdata.chelsea())}
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+  from jaxface import export
+
+  out = tmp_path_factory.mktemp("export") / "model.jaxface"
+  assert export.main(["--workdir", str(trained), "--out", str(out)]) == 0
+  return out
+
+
+@pytest.fixture(scope="module")
+def client(trained):
+  from jaxface.inference import export
+
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  info = export.model_info(trained, predictor.model.restored, "best")
+  app = create_app(predictor, info, limits=Limits(max_files=3, max_bytes=200_000, max_pixels=1_000_000))
+  with TestClient(app) as c:
+    yield c
+
+
+def test_exported_model_predicts_as_the_workdir_without_jaxface_models(trained, exported, photos, tmp_path):
+  """The export equals the in-process model (1e-5) on the astronaut and on random crops, batch sizes 1 and 5."""
+  (tmp_path / "astronaut.jpg").write_bytes(photos["astronaut.jpg"])
+  code = f"""
+import json, sys
+import numpy as np
+from jaxface import Predictor
+p = Predictor.from_export({str(exported)!r}, batch_size=4)
+rng = np.random.default_rng(0)
+crops = rng.integers(0, 256, (5, p.size, p.size, 3), dtype=np.uint8)
+out = {{k: v.tolist() for k, v in p.run(crops).items()}}
+one = {{k: v.tolist() for k, v in p.run(crops[:1]).items()}}
+recs = p.predict({str(tmp_path / "astronaut.jpg")!r})
+print(json.dumps({{"out": out, "one": one, "recs": recs, "models": "jaxface.models" in sys.modules}}))
+"""
+  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert res.returncode == 0, res.stderr[-3000:]
+  got = json.loads(res.stdout.strip().splitlines()[-1])
+  assert got["models"] is False  # loading and running the export did not import jaxface's model code
+  ref = Predictor.from_workdir(trained, batch_size=4)
+  crops = np.random.default_rng(0).integers(0, 256, (5, ref.size, ref.size, 3), dtype=np.uint8)
+  want = ref.run(crops)
+  for k in ("age", "p_female"):
+    np.testing.assert_allclose(got["out"][k], want[k], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["one"][k], want[k][:1], rtol=1e-5, atol=1e-5)
+  (rec,) = got["recs"]
+  (want_rec,) = ref.predict(tmp_path / "astronaut.jpg")
+  assert rec["box"] == want_rec["box"] and rec["age"] == pytest.approx(want_rec["age"], abs=0.011)
+
+
+def test_export_of_a_missing_workdir_and_a_bad_file_say_what_is_wrong(tmp_path, capsys):
+  from jaxface import export
+  from jaxface.inference.exported import ExportedModel
+
+  assert export.main(["--workdir", str(tmp_path / "nope"), "--out", str(tmp_path / "m.jaxface")]) == 2
+  assert "nope" in capsys.readouterr().err
+  (tmp_path / "bad.jaxface").write_bytes(b"not a zip")
+  with pytest.raises(ValueError, match="bad.jaxface is not a jaxface export"):
+    ExportedModel(tmp_path / "bad.jaxface")
+
+
+def test_predict_astronaut_and_cat(client, photos):
+  r = client.post("/v1/predict", files=[("files", (n, photos[n], "image/jpeg")) for n in ("astronaut.jpg", "cat.jpg")])
+  assert r.status_code == 200, r.text
+  recs = r.json()["records"]
+  assert [(x["file"], x["status"]) for x in recs] == [("astronaut.jpg", "ok"), ("cat.jpg", "no_face")]
+  face = recs[0]
+  x, y, w, h = face["box"]
+  assert 180 < x + w / 2 < 270 and 70 < y + h / 2 < 160  # her face
+  assert face["gender"] in ("male", "female") and 0 <= face["p_female"] <= 1 and face["age"] > 0
+
+
+def test_annotate_returns_a_png_of_the_photo(client, photos):
+  r = client.post("/v1/annotate", files={"file": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")})
+  assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+  img = Image.open(io.BytesIO(r.content))
+  assert img.format == "PNG" and img.size == (512, 512)
+  assert np.abs(np.asarray(img.convert("RGB"), float) - skdata.astronaut()).max() > 100  # a box was drawn
+
+
+def test_model_health_page_and_docs(client, trained):
+  m = client.get("/v1/model").json()
+  assert m["arch"] == "custom" and m["image_size"] == 32 and m["config"]["arch"] == "custom"
+  assert m["provenance"]["wall_s"] > 0 and m["limits"]["max_files"] == 3
+  assert client.get("/healthz").json() == {"status": "ok"}
+  page = client.get("/")
+  assert page.status_code == 200 and 'id="files"' in page.text and "http" not in page.text.split("<script>")[1]
+  assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+  "files, status, detail",
+  [
+    ([("files", ("empty.jpg", b"", "image/jpeg"))], 400, "empty.jpg: empty file"),
+    ([("files", ("notes.txt", b"hello, not an image", "text/plain"))], 400, "notes.txt: not a readable image"),
+    ([("files", ("cut.jpg", None, "image/jpeg"))], 400, "cut.jpg: not a readable image"),
+    ([("files", ("big.bmp", None, "image/bmp"))], 413, "big.bmp: over the limit of 200,000 bytes"),
+    ([("files", ("wide.png", None, "image/png"))], 413, "wide.png: 2000x600 is over the limit of 1,000,000 pixels"),
+    ([("files", (f"{i}.jpg", None, "image/jpeg")) for i in range(4)], 413, "4 files: over the limit of 3"),
+    ([], 422, "files"),
+  ],
+  ids=["empty", "text", "truncated", "over-size", "over-pixels", "too-many", "no-file"],
+)
+def test_bad_input_is_a_4xx_naming_the_file_and_the_server_goes_on(client, photos, files, status, detail):
+  fill = {
+    "cut.jpg": photos["astronaut.jpg"][:2000],
+    "big.bmp": b"BM" + bytes(250_000),
+    "wide.png": (lambda b: Image.new("RGB", (2000, 600)).save(b, format="PNG") or b.getvalue())(io.BytesIO()),
+  }
+  files = [(k, (n, fill.get(n, photos["astronaut.jpg"]) if body is None else body, t)) for k, (n, body, t) in files]
+  r = client.post("/v1/predict", files=files) if files else client.post("/v1/predict")
+  assert r.status_code == status, r.text
+  assert detail in json.dumps(r.json()["detail"])
+  ok = client.post("/v1/predict", files={"files": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")})
+  assert ok.status_code == 200 and ok.json()["records"][0]["status"] == "ok"

@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +145,26 @@ def test_bad_input_is_a_4xx_naming_the_file_and_the_server_goes_on(client, photo
   assert detail in json.dumps(r.json()["detail"])
   ok = client.post("/v1/predict", files={"files": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")})
   assert ok.status_code == 200 and ok.json()["records"][0]["status"] == "ok"
+
+
+def test_the_serve_command_brings_the_page_up(trained):
+  """`python -m jaxface.serve --workdir DIR`, as the README says: the page, the health check, then a clean stop."""
+  import httpx2 as httpx
+  import portpicker
+
+  port = portpicker.pick_unused_port()
+  cmd = [sys.executable, "-m", "jaxface.serve", "--workdir", str(trained), "--port", str(port), "--batch-size", "4"]
+  server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  try:
+    deadline, up = time.monotonic() + 120, None
+    while up is None and time.monotonic() < deadline and server.poll() is None:
+      try:
+        up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+      except httpx.TransportError:
+        time.sleep(0.2)
+    assert up is not None and up.json() == {"status": "ok"}, server.stderr.read()[-2000:] if server.poll() else ""
+    page = httpx.get(f"http://127.0.0.1:{port}/")
+    assert page.status_code == 200 and "<title>jaxface</title>" in page.text
+  finally:
+    server.terminate()
+    server.wait(timeout=30)

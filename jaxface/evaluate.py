@@ -1,11 +1,13 @@
-"""python -m jaxface.evaluate --workdir DIR [--split validation|test|all] [--checkpoint best|last] [--tta none|flip]
+"""python -m jaxface.evaluate --workdir DIR [--split validation|test|all] [--checkpoint best|last] [--calibrate]
 
 Evaluates a trained workdir: needs nothing but the workdir (architecture and
 preprocessing come from its config.json) and the data. Writes and prints
 DIR/eval_<split>.json (n, age MAE/RMSE, CS(5), gender accuracy; overall and per
 age band, race and gender) and DIR/predictions_<split>.csv.
 ``--split all`` evaluates every usable image of the given archive or folder,
-e.g. an independent test set.
+e.g. an independent test set. ``--calibrate`` (on validation) first stores the
+age interval's calibration in DIR/calibration.json; every evaluation of a
+calibrated workdir reports the interval's coverage and width.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import logging
 import sys
 
-from jaxface.inference import CHECKPOINTS, TTA, evaluation
+from jaxface.inference import CHECKPOINTS, TTA, calibration, evaluation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,15 +27,23 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--split", default="validation", choices=evaluation.SPLITS)
   p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
   p.add_argument("--tta", default="none", choices=TTA)
+  p.add_argument("--calibrate", action="store_true", help="calibrate the age interval on this split (validation)")
+  p.add_argument(
+    "--coverage", type=float, default=calibration.DEFAULT_COVERAGE, help="the interval's coverage, with --calibrate"
+  )
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
   logging.getLogger("absl").setLevel(logging.WARNING)
   try:
-    result = evaluation.evaluate(args.workdir, args.split, args.checkpoint, args.tta, args.data)
+    result = evaluation.evaluate(
+      args.workdir, args.split, args.checkpoint, args.tta, args.data, calibrate=args.calibrate, coverage=args.coverage
+    )
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(json.dumps(result, indent=2))
+  if result.get("interval_note"):
+    print(f"note: {result['interval_note']}", file=sys.stderr)
   return 0
 
 

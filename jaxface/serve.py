@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
       from jaxface.inference import export
 
       predictor = Predictor.from_workdir(args.workdir, args.checkpoint, batch_size=args.batch_size)
-      info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint)
+      info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint, predictor.calibration)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -43,7 +43,7 @@ def server(trained):
   from jaxface.serving.app import create_app
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  app = create_app(predictor, export.model_info(trained, predictor.model.restored, "best"))
+  app = create_app(predictor, export.model_info(trained, predictor.model.restored, "best", predictor.calibration))
   port = portpicker.pick_unused_port()
   srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
   thread = threading.Thread(target=srv.run, daemon=True)

@@ -44,7 +44,7 @@ def client(trained):
   from jaxface.inference import export
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  info = export.model_info(trained, predictor.model.restored, "best")
+  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
   app = create_app(predictor, info, limits=Limits(max_files=3, max_bytes=200_000, max_pixels=1_000_000))
   with TestClient(app) as c:
     yield c

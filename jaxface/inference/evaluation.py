@@ -1,7 +1,9 @@
 """Evaluating a trained workdir on a split: per-example predictions, the metric report, and the files.
 
 Writes DIR/eval_<split>.json (n, age MAE/RMSE, CS(5), gender accuracy; overall
-and per age band, race and gender) and DIR/predictions_<split>.csv.
+and per age band, race and gender; the age interval's coverage and width when
+the workdir is calibrated) and DIR/predictions_<split>.csv. ``calibrate=True``
+first calibrates the interval on this split (``calibration``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tqdm import tqdm
 from jaxface import files, metrics, provenance
 from jaxface.data import pipeline, prepare
 from jaxface.data import source as source_lib
-from jaxface.inference import restore
+from jaxface.inference import calibration, restore
 from jaxface.inference.model import InferenceModel
 
 SPLITS = ("validation", "test", "all")  # 'all': every usable image of an archive or folder
@@ -101,8 +103,9 @@ def write_predictions(path: Path, cols: dict) -> None:
 
 
 def evaluate(
-  workdir: str | Path, split: str = "validation", checkpoint: str = "best", tta: str = "none", data: str | None = None
-) -> dict:
+  workdir: str | Path, split: str = "validation", checkpoint: str = "best", tta: str = "none", data: str | None = None,
+  calibrate: bool = False, coverage: float = calibration.DEFAULT_COVERAGE,
+) -> dict:  # fmt: skip
   t0 = time.perf_counter()
   run_info = provenance.record()
   workdir = Path(workdir)
@@ -114,9 +117,25 @@ def evaluate(
     "checkpoint": checkpoint, "step": r.step, "tta": tta,
     **metrics.report(cols["age"], cols["pred_age"], cols["gender"], cols["p_female"], cols["race"]),
     "gender_confusion": metrics.confusion(cols["gender"], cols["p_female"]).tolist(),
-    **run_info, "wall_s": None,
+    **_interval(workdir, r, cols, split, checkpoint, tta, calibrate, coverage), **run_info, "wall_s": None,
   }  # fmt: skip
   result["wall_s"] = round(time.perf_counter() - t0, 2)
   files.write_json(workdir / f"eval_{split}.json", result)
   write_predictions(workdir / f"predictions_{split}.csv", cols)
   return result
+
+
+def _interval(workdir: Path, r, cols: dict, split: str, checkpoint: str, tta: str, calibrate: bool, coverage: float):
+  """{'interval': coverage and width} of the workdir's calibration (fitted here first with ``calibrate``)."""
+  if calibrate:
+    cal = calibration.fit(
+      cols["age"], cols["pred_age"], coverage, split=split, checkpoint=checkpoint, step=r.step, tta=tta
+    )
+    calibration.save(workdir, cal)
+  cal = calibration.load(workdir)
+  if cal is None:
+    return {"interval": None, "interval_note": calibration.missing_note(workdir)}
+  if (cal.get("step"), cal.get("tta")) != (r.step, tta):
+    return {"interval": None, "interval_note": calibration.mismatch_note(cal, r.step, tta)}
+  out = calibration.report(cols["age"], cols["pred_age"], cols["race"], cal)
+  return {"interval": {**out, "in_sample": cal.get("split") == split}}

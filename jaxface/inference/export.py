@@ -17,13 +17,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from jaxface.inference import calibration as calib
 from jaxface.inference import exported, model, restore
 
 PLATFORMS = ("cpu", "cuda", "tpu")
 
 
-def model_info(workdir: str | Path, restored: restore.Restored, checkpoint: str) -> dict:
-  """Arch, config, checkpoint, provenance (run.json) and metrics (eval_*.json) of a workdir's model."""
+def model_info(workdir: str | Path, restored: restore.Restored, checkpoint: str, calibration: dict | None) -> dict:
+  """Arch, config, checkpoint, provenance (run.json), metrics (eval_*.json) and the calibration in use."""
   workdir = Path(workdir)
   run = workdir / "run.json"
   return {
@@ -31,6 +32,7 @@ def model_info(workdir: str | Path, restored: restore.Restored, checkpoint: str)
     "step": restored.step, "config": json.loads(restored.cfg.to_json()),
     "provenance": json.loads(run.read_text()) if run.exists() else None,
     "metrics": {p.stem.removeprefix("eval_"): json.loads(p.read_text()) for p in sorted(workdir.glob("eval_*.json"))},
+    "calibration": calibration,
   }  # fmt: skip
 
 
@@ -43,8 +45,10 @@ def export(workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: 
   # The weights, closed over, become constants of the module.
   closed = jax.jit(lambda images: forward(restored.params, restored.batch_stats, images))
   exp = jax.export.export(closed, platforms=PLATFORMS)(jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8))
+  cal = calib.load(workdir)
+  cal = cal if cal is not None and (cal.get("step"), cal.get("tta")) == (restored.step, tta) else None
   meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS)}
-  meta |= model_info(workdir, restored, checkpoint)
+  meta |= model_info(workdir, restored, checkpoint, cal)
   out = Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = out.with_name(f".{out.name}.tmp")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from PIL import Image
 
 from jaxface import faces
 from jaxface.data import source as source_lib
+from jaxface.inference import calibration as calibration_lib
 
-FIELDS = ("file", "status", "face", "box", "age", "gender", "p_female", "score", "error")
+FIELDS = ("file", "status", "face", "box", "age", "age_low", "age_high", "gender", "p_female", "score", "error")
 
 
 class Predictor:
@@ -20,23 +22,36 @@ class Predictor:
 
   ``model``: uint8 face crops (B, size, size, 3) -> {'age', 'p_female'}, with an
   ``image_size``: a workdir's ``InferenceModel`` or an ``ExportedModel``.
+  ``calibration``: the workdir's (``inference.calibration``); records then carry
+  ``age_low`` and ``age_high``. Without one they have no interval.
   """
 
-  def __init__(self, model, batch_size: int = 32, detect: bool = True):
+  def __init__(self, model, batch_size: int = 32, detect: bool = True, calibration: dict | None = None):
     self.model, self.batch_size, self.detect, self.size = model, batch_size, detect, model.image_size
+    self.calibration = calibration
 
   @classmethod
   def from_workdir(cls, workdir: str | Path, checkpoint: str = "best", **kw) -> Predictor:
     from jaxface.inference import model, restore
 
-    return cls(model.InferenceModel(restore.load(workdir, checkpoint)), **kw)
+    restored = restore.load(workdir, checkpoint)
+    cal = calibration_lib.load(workdir)
+    if cal is None:
+      logging.warning("%s", calibration_lib.missing_note(workdir))
+    elif (cal.get("step"), cal.get("tta")) != (restored.step, "none"):
+      logging.warning("%s", calibration_lib.mismatch_note(cal, restored.step, "none"))
+      cal = None
+    return cls(model.InferenceModel(restored), calibration=cal, **kw)
 
   @classmethod
   def from_export(cls, path: str | Path, **kw) -> Predictor:
     """A file written by ``python -m jaxface.export``: JAX runs it; jaxface's model code is not imported."""
     from jaxface.inference.exported import ExportedModel
 
-    return cls(ExportedModel(path), **kw)
+    m = ExportedModel(path)
+    if m.meta.get("calibration") is None:
+      logging.warning("%s was exported without a calibration: predictions have no age interval", path)
+    return cls(m, calibration=m.meta.get("calibration"), **kw)
 
   def predict(self, image: str | Path | Image.Image | np.ndarray) -> list[dict]:
     """Records for the faces of one image (a no-face or error record when there are none)."""
@@ -70,14 +85,12 @@ class Predictor:
         out[k].append(np.asarray(got[k])[:n])
     return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in out.items()}
 
-  @staticmethod
-  def label(record: dict, age: float, p_female: float) -> dict:
-    return {
-      **record,
-      "age": round(float(age), 2),
-      "gender": "female" if p_female > 0.5 else "male",
-      "p_female": round(float(p_female), 4),
-    }
+  def label(self, record: dict, age: float, p_female: float) -> dict:
+    out = {**record, "age": round(float(age), 2)}
+    if self.calibration is not None:
+      low, high = calibration_lib.interval(np.asarray([age]), self.calibration)
+      out |= {"age_low": round(float(low[0]), 2), "age_high": round(float(high[0]), 2)}
+    return out | {"gender": "female" if p_female > 0.5 else "male", "p_female": round(float(p_female), 4)}
 
   def predict_many(self, photos: Iterable[faces.Photo]) -> Iterator[dict]:
     """Records for many photos, faces batched across photos at a static batch size."""

@@ -63,6 +63,16 @@ def load(workdir: str | Path) -> dict | None:
   return cal
 
 
+def for_model(workdir: str | Path, step: int, tta: str) -> tuple[dict | None, str | None]:
+  """(the workdir's calibration, None) when it was made for this checkpoint step and tta, else (None, why not)."""
+  cal = load(workdir)
+  if cal is None:
+    return None, missing_note(workdir)
+  if (cal.get("step"), cal.get("tta")) != (step, tta):
+    return None, mismatch_note(cal, step, tta)
+  return cal, None
+
+
 def interval(pred_age: np.ndarray, calibration: dict) -> tuple[np.ndarray, np.ndarray]:
   """(low, high) around each predicted age; ages are not negative."""
   q = float(calibration["half_width"])

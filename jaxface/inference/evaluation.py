@@ -132,10 +132,8 @@ def _interval(workdir: Path, r, cols: dict, split: str, checkpoint: str, tta: st
       cols["age"], cols["pred_age"], coverage, split=split, checkpoint=checkpoint, step=r.step, tta=tta
     )
     calibration.save(workdir, cal)
-  cal = calibration.load(workdir)
+  cal, why_not = calibration.for_model(workdir, r.step, tta)
   if cal is None:
-    return {"interval": None, "interval_note": calibration.missing_note(workdir)}
-  if (cal.get("step"), cal.get("tta")) != (r.step, tta):
-    return {"interval": None, "interval_note": calibration.mismatch_note(cal, r.step, tta)}
+    return {"interval": None, "interval_note": why_not}
   out = calibration.report(cols["age"], cols["pred_age"], cols["race"], cal)
   return {"interval": {**out, "in_sample": cal.get("split") == split}}

@@ -45,8 +45,7 @@ def export(workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: 
   # The weights, closed over, become constants of the module.
   closed = jax.jit(lambda images: forward(restored.params, restored.batch_stats, images))
   exp = jax.export.export(closed, platforms=PLATFORMS)(jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8))
-  cal = calib.load(workdir)
-  cal = cal if cal is not None and (cal.get("step"), cal.get("tta")) == (restored.step, tta) else None
+  cal, _ = calib.for_model(workdir, restored.step, tta)
   meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS)}
   meta |= model_info(workdir, restored, checkpoint, cal)
   out = Path(out)

@@ -35,12 +35,9 @@ class Predictor:
     from jaxface.inference import model, restore
 
     restored = restore.load(workdir, checkpoint)
-    cal = calibration_lib.load(workdir)
-    if cal is None:
-      logging.warning("%s", calibration_lib.missing_note(workdir))
-    elif (cal.get("step"), cal.get("tta")) != (restored.step, "none"):
-      logging.warning("%s", calibration_lib.mismatch_note(cal, restored.step, "none"))
-      cal = None
+    cal, why_not = calibration_lib.for_model(workdir, restored.step, "none")
+    if why_not:
+      logging.warning("%s", why_not)
     return cls(model.InferenceModel(restored), calibration=cal, **kw)
 
   @classmethod

@@ -9,6 +9,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxface import xla_options
+
 FORMAT = 1
 FORWARD, META = "forward.jaxexport", "meta.json"
 
@@ -28,7 +30,9 @@ class ExportedModel:
     if meta.get("format") != FORMAT:
       raise ValueError(f"{path} has export format {meta.get('format')!r}; this jaxface reads format {FORMAT}")
     self.path, self.meta, self.image_size = path, meta, int(meta["image_size"])
-    self._fn = jax.jit(jax.export.deserialize(bytearray(blob)).call)
+    # The same XLA options as the in-process model (on CPU: jaxface's convolution path), so both agree on any host.
+    options = xla_options.compiler_options(jax.devices()[0].platform)
+    self._fn = jax.jit(jax.export.deserialize(bytearray(blob)).call, compiler_options=options)
 
   def __call__(self, images: np.ndarray) -> dict[str, jax.Array]:
     return self._fn(images)

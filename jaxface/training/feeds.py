@@ -128,8 +128,7 @@ class DeviceFeed:
     repl, batch_sh, data = sharding.replicated(mesh), sharding.batch_sharded(mesh), P("data")
     on_cpu = mesh.devices.flat[0].platform == "cpu"
     n_dev, (first, count) = mesh.devices.size, sharding.local_block(mesh)
-    if batch_size % n_dev:
-      raise ValueError(f"batch size {batch_size} does not divide over {n_dev} devices; use a multiple of {n_dev}")
+    sharding.per_host_batch_size(batch_size, mesh)  # a clear error when the batch does not divide
     per_dev = batch_size // n_dev
     n, n_val = len(train["age"]), len(val["age"])
     self.steps_per_epoch = pipeline.steps_per_epoch(n, batch_size)

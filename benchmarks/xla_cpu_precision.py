@@ -35,7 +35,7 @@ def relative_errors(arch: str) -> dict:
   )
   x = np.random.default_rng(0).random((4, 32, 32, 3), np.float32)
   batch = {"age": np.array([3, 25, 47, 80]), "gender": np.array([0, 1, 0, 1])}
-  grad = jax.grad(lambda p, b, x: losses.joint(nnx.merge(graph, p, b)(x), batch, 0.1, 1.0)[0])
+  grad = jax.grad(lambda p, b, x: losses.joint(nnx.merge(graph, p, b)(x), batch, losses.Objective(0.1, 1.0))[0])
   with jax.enable_x64(True):
     f64 = lambda t: jax.tree.map(lambda v: np.asarray(v, np.float64), t)
     ref = _flat(jax.jit(grad)(f64(params), f64(batch_stats), np.asarray(x, np.float64)))

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from jaxface import sharding
 from jaxface.data.utk_face import DATASETS
-from jaxface.models import ARCHS, DTYPES
+from jaxface.models import AGE_HEADS, ARCHS, DTYPES
 from jaxface.training.feeds import INPUT_MODES
+from jaxface.training.losses import AGE_LOSS_WEIGHTS
 from jaxface.training.optimizer import LR_SCHEDULES
 
 
@@ -58,6 +59,13 @@ class Config:
   dropout: float = _field(0.3, "dropout after each hidden layer of the heads")
   widths: dict | None = _field(None, 'custom only, as JSON: {"trunk": [3 ints], "branch": [3 ints]}')
   dtype: str = _field("float32", "compute dtype; parameters stay float32", choices=DTYPES)
+  age_head: str = _field(
+    "regression",
+    "regression: the age in years, MSE loss; distribution: logits over ages 0-116, KL to a Gaussian label + L1 of "
+    "the expectation (see README, Age heads)",
+    choices=AGE_HEADS,
+  )
+  age_sigma: float = _field(2.0, "distribution head: std (years) of the Gaussian label around the true age")
   # optimisation
   epochs: int = _field(50, "epochs to train (may change on resume, within the LR schedule's horizon)")
   lr_horizon_epochs: int | None = _field(
@@ -73,12 +81,22 @@ class Config:
   backbone_lr_scale: float = _field(
     1.0, "the pretrained backbone's LR as a fraction of --lr (fine-tuning: below 1; the heads always get --lr)"
   )
-  age_loss_weight: float = _field(0.1, "weight of MSE(age in years) in the loss")
+  age_loss_weight: float | None = _field(
+    None,
+    "weight of the age term: MSE in years^2 (regression; default 0.1) or KL in nats + L1 in years (distribution; "
+    "default 1.0)",
+  )
   gender_loss_weight: float = _field(1.0, "weight of BCE(gender logit) in the loss")
   # running
   devices: str = _field("auto", "platform whose devices form the data mesh", choices=sharding.PLATFORMS)
   seed: int = _field(0, "seeds the initialisation, data order, augmentation and dropout")
   log_every: int = _field(10, "steps between host syncs (progress bar, non-finite loss check)")
+
+  def __post_init__(self):
+    if self.age_head not in AGE_LOSS_WEIGHTS:
+      raise ValueError(f"unknown age head {self.age_head!r}; choose one of {AGE_HEADS}")
+    if self.age_loss_weight is None:  # each head's term has its own scale
+      self.age_loss_weight = AGE_LOSS_WEIGHTS[self.age_head]
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

@@ -48,7 +48,7 @@ def test_padded_final_batch_counts_each_example_once():
   total = None
   for batch in pipeline.eval_dataset(src, batch_size=3):  # 3 + 3 + 1 (padded with 2 copies)
     out = {"age": np.array([pred_age[f] for f in batch["file_name"]]), "gender_logit": np.full(3, 1.0)}
-    _, sums = losses.joint(out, batch, 0.1, 1.0, mask=batch["mask"])
+    _, sums = losses.joint(out, batch, losses.Objective(0.1, 1.0), mask=batch["mask"])
     total = sums if total is None else {k: total[k] + sums[k] for k in sums}
   got = metrics.from_sums(total)
   want = metrics.summary(

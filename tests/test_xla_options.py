@@ -48,7 +48,7 @@ def test_convolutions_leave_ynnpack_and_gradients_match_float64(monkeypatch, arc
 
   def loss(params, batch_stats, x):
     # Evaluation mode: batch-norm over 4 examples at 1x1 spatial size would amplify rounding past any bound.
-    return losses.joint(nnx.merge(graph, params, batch_stats)(x), batch, 0.1, 1.0)[0]
+    return losses.joint(nnx.merge(graph, params, batch_stats)(x), batch, losses.Objective(0.1, 1.0))[0]
 
   grad = jax.grad(loss)
   plain = jax.jit(grad).lower(params, batch_stats, x).compile()

@@ -28,7 +28,7 @@ def abstract_model(cfg: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
   model = nnx.eval_shape(
     lambda: get_model(
       cfg.arch, image_size=cfg.image_size, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden, dropout=cfg.dropout,
-      widths=cfg.widths,
+      widths=cfg.widths, age_head=cfg.age_head,
     )
   )  # fmt: skip
   return nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, nnx.BatchStat)

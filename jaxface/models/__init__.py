@@ -8,11 +8,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxface.models.custom import CustomCNN
-from jaxface.models.heads import PretrainedNet
+from jaxface.models.heads import AGE_HEADS, PretrainedNet
 from jaxface.models.mobilenet import MobileNetV2
 from jaxface.models.resnet import ResNet50
 
 __all__ = [
+  "AGE_HEADS",
   "ARCHS",
   "BACKBONES",
   "DTYPES",
@@ -43,12 +44,15 @@ def get_model(
   hidden: Sequence[int] = (128,),
   dropout: float = 0.3,
   widths: dict | None = None,
+  age_head: str = "regression",
 ) -> nnx.Module:
-  """A fresh model; ``widths`` (custom only) overrides trunk/branch/hidden widths."""
+  """A fresh model; ``widths`` (custom only) overrides trunk/branch/hidden widths; ``age_head``: ``AGE_HEADS``."""
   rngs = nnx.Rngs(params=seed)
   if arch == "custom":
-    return CustomCNN(image_size=image_size, hidden=hidden, dropout=dropout, dtype=dtype, rngs=rngs, **(widths or {}))
+    return CustomCNN(
+      image_size=image_size, hidden=hidden, dropout=dropout, age_head=age_head, dtype=dtype, rngs=rngs, **(widths or {})
+    )
   if arch in BACKBONES:
     backbone = BACKBONES[arch](dtype=dtype, rngs=rngs)
-    return PretrainedNet(backbone, backbone.num_features, hidden, dropout, dtype=dtype, rngs=rngs)
+    return PretrainedNet(backbone, backbone.num_features, hidden, dropout, age_head=age_head, dtype=dtype, rngs=rngs)
   raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.models.heads import AGE_BIAS_INIT, Head
+from jaxface.models.heads import ZEROS, Head, age_bias_init, age_outputs, age_units
 
 
 def _conv(cin: int, cout: int, *, dtype, rngs: nnx.Rngs) -> nnx.Conv:
@@ -38,8 +39,9 @@ class Branch(nnx.Module):
     image_size: int,
     hidden: Sequence[int],
     dropout: float,
-    out_bias: float,
     *,
+    units: int = 1,
+    bias_init=ZEROS,
     dtype,
     rngs,
   ):
@@ -48,7 +50,7 @@ class Branch(nnx.Module):
     self.conv2, self.bn2 = _conv(a, b, dtype=dtype, rngs=rngs), _bn(b, dtype=dtype, rngs=rngs)
     self.conv3 = _conv(b, c, dtype=dtype, rngs=rngs)
     side = image_size // 16  # trunk pools twice, the branch twice
-    self.head = Head(side * side * c, hidden, dropout, out_bias=out_bias, dtype=dtype, rngs=rngs)
+    self.head = Head(side * side * c, hidden, dropout, units=units, bias_init=bias_init, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
     x = self.bn1(_pool(jax.nn.relu(self.conv1(x))))
@@ -58,7 +60,7 @@ class Branch(nnx.Module):
 
 
 class CustomCNN(nnx.Module):
-  """Images (B, S, S, 3) in [0, 1] -> {'age': (B,), 'gender_logit': (B,)}; S divisible by 16."""
+  """Images (B, S, S, 3) in [0, 1] -> {'age': (B,), 'gender_logit': (B,)} (+ 'age_logits'); S divisible by 16."""
 
   def __init__(
     self,
@@ -68,6 +70,7 @@ class CustomCNN(nnx.Module):
     branch: Sequence[int] = (48, 48, 48),
     hidden: Sequence[int] = (128,),
     dropout: float = 0.3,
+    age_head: str = "regression",
     dtype=None,
     rngs: nnx.Rngs,
   ):
@@ -77,11 +80,23 @@ class CustomCNN(nnx.Module):
     self.conv1, self.conv2 = _conv(3, a, dtype=dtype, rngs=rngs), _conv(a, b, dtype=dtype, rngs=rngs)
     self.bn1 = _bn(b, dtype=dtype, rngs=rngs)
     self.conv3 = _conv(b, c, dtype=dtype, rngs=rngs)
-    self.age = Branch(c, branch, image_size, hidden, dropout, AGE_BIAS_INIT, dtype=dtype, rngs=rngs)
-    self.gender = Branch(c, branch, image_size, hidden, dropout, 0.0, dtype=dtype, rngs=rngs)
+    self.age_head = age_head
+    self.age = Branch(
+      c,
+      branch,
+      image_size,
+      hidden,
+      dropout,
+      units=age_units(age_head),
+      bias_init=age_bias_init(age_head),
+      dtype=dtype,
+      rngs=rngs,
+    )
+    self.gender = Branch(c, branch, image_size, hidden, dropout, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
     x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x))))
     x = self.bn1(_pool(x))
     x = _pool(jax.nn.relu(self.conv3(x)))
-    return {"age": self.age(x, rngs=rngs), "gender_logit": self.gender(x, rngs=rngs)}
+    gender = self.gender(x, rngs=rngs)[:, 0].astype(jnp.float32)
+    return age_outputs(self.age(x, rngs=rngs), self.age_head) | {"gender_logit": gender}

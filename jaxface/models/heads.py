@@ -1,4 +1,11 @@
-"""The two outputs every jaxface model ends in: age (years) and a gender logit (female = 1)."""
+"""The outputs every jaxface model ends in: age (years) and a gender logit (female = 1).
+
+Two age heads (``AGE_HEADS``). ``regression``: one unit, the age in years.
+``distribution``: logits over the integer ages 0..116 (``AGES``, every age in
+UTKFace); the age is the distribution's expectation, and its standard
+deviation (``spread``) says how sure the model is. Both give ``age``; the
+distribution head also gives ``age_logits`` (the loss and the spread need them).
+"""
 
 from __future__ import annotations
 
@@ -8,47 +15,93 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxface.data import labels as labels_lib
+
 # Mean age of UTKFace (33 years): starting the age output there spares the first
 # epochs from learning a constant, and keeps the 0.1 * MSE term from swamping BCE.
 AGE_BIAS_INIT = 33.0
+# The distribution head's output biases start as a broad Gaussian (log-density) around that mean, for the same reason.
+AGE_PRIOR_STD = 20.0
+
+ZEROS = nnx.initializers.zeros_init()
+AGE_HEADS = ("regression", "distribution")
+AGES = labels_lib.MAX_AGE + 1  # the distribution head's classes: ages 0..116 in whole years
+
+
+def age_units(age_head: str) -> int:
+  if age_head not in AGE_HEADS:
+    raise ValueError(f"unknown age head {age_head!r}; choose one of {AGE_HEADS}")
+  return 1 if age_head == "regression" else AGES
+
+
+def age_bias_init(age_head: str):
+  if age_head == "regression":
+    return nnx.initializers.constant(AGE_BIAS_INIT)
+  ages = jnp.arange(AGES, dtype=jnp.float32)
+  return nnx.initializers.constant(-0.5 * ((ages - AGE_BIAS_INIT) / AGE_PRIOR_STD) ** 2)
+
+
+def expectation_and_spread(probs: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean and standard deviation (years) of distributions over ages 0..116, (B, AGES) -> (B,), (B,)."""
+  ages = jnp.arange(probs.shape[-1], dtype=jnp.float32)
+  mean = probs @ ages
+  var = probs @ ages**2 - mean**2
+  return mean, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def age_outputs(raw: jax.Array, age_head: str) -> dict[str, jax.Array]:
+  """The age head's raw outputs (B, units) -> {'age'} or {'age', 'age_logits'}."""
+  raw = raw.astype(jnp.float32)
+  if age_head == "regression":
+    return {"age": raw[:, 0]}
+  return {"age": expectation_and_spread(jax.nn.softmax(raw))[0], "age_logits": raw}
 
 
 class Head(nnx.Module):
-  """Dense layers with ReLU and dropout, then one output unit."""
+  """Dense layers with ReLU and dropout, then ``units`` outputs, (B, units)."""
 
   def __init__(
-    self, in_features: int, hidden: Sequence[int], dropout: float, *, out_bias: float = 0.0, dtype=None, rngs: nnx.Rngs
-  ):
+    self, in_features: int, hidden: Sequence[int], dropout: float, *, units: int = 1,
+    bias_init=ZEROS, dtype=None, rngs: nnx.Rngs,
+  ):  # fmt: skip
     dims = [in_features, *hidden]
     self.layers = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(dims[:-1], dims[1:], strict=True)])
     self.dropout = nnx.Dropout(dropout, deterministic=True)
-    self.out = nnx.Linear(dims[-1], 1, dtype=dtype, bias_init=nnx.initializers.constant(out_bias), rngs=rngs)
+    self.out = nnx.Linear(dims[-1], units, dtype=dtype, bias_init=bias_init, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     for layer in self.layers:
       x = self.dropout(jax.nn.relu(layer(x)), rngs=rngs)
-    return self.out(x)[:, 0].astype(jnp.float32)
+    return self.out(x)
 
 
 class AgeGenderHeads(nnx.Module):
   """Separate age and gender heads over shared pooled features."""
 
-  def __init__(self, in_features: int, hidden: Sequence[int], dropout: float, *, dtype=None, rngs: nnx.Rngs):
-    self.age = Head(in_features, hidden, dropout, out_bias=AGE_BIAS_INIT, dtype=dtype, rngs=rngs)
+  def __init__(
+    self, in_features: int, hidden: Sequence[int], dropout: float, *, age_head: str = "regression", dtype=None,
+    rngs: nnx.Rngs,
+  ):  # fmt: skip
+    self.age_head = age_head
+    self.age = Head(
+      in_features, hidden, dropout, units=age_units(age_head), bias_init=age_bias_init(age_head), dtype=dtype, rngs=rngs
+    )
     self.gender = Head(in_features, hidden, dropout, dtype=dtype, rngs=rngs)
 
   def __call__(self, features: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-    return {"age": self.age(features, rngs=rngs), "gender_logit": self.gender(features, rngs=rngs)}
+    gender = self.gender(features, rngs=rngs)[:, 0].astype(jnp.float32)
+    return age_outputs(self.age(features, rngs=rngs), self.age_head) | {"gender_logit": gender}
 
 
 class PretrainedNet(nnx.Module):
   """A pooled-feature backbone (ResNet-50, MobileNetV2) with the two heads."""
 
   def __init__(
-    self, backbone: nnx.Module, features: int, hidden: Sequence[int], dropout: float, *, dtype=None, rngs: nnx.Rngs
-  ):
+    self, backbone: nnx.Module, features: int, hidden: Sequence[int], dropout: float, *, age_head: str = "regression",
+    dtype=None, rngs: nnx.Rngs,
+  ):  # fmt: skip
     self.backbone = backbone
-    self.heads = AgeGenderHeads(features, hidden, dropout, dtype=dtype, rngs=rngs)
+    self.heads = AgeGenderHeads(features, hidden, dropout, age_head=age_head, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
     return self.heads(self.backbone(x), rngs=rngs)

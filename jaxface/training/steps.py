@@ -53,7 +53,7 @@ def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
   """(ModelDef, params, batch_stats) of a fresh model, its backbone loaded from ``cfg.pretrained`` if set."""
   model = get_model(
     cfg.arch, image_size=cfg.image_size, seed=cfg.seed, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden,
-    dropout=cfg.dropout, widths=cfg.widths,
+    dropout=cfg.dropout, widths=cfg.widths, age_head=cfg.age_head,
   )  # fmt: skip
   if cfg.pretrained:
     if not hasattr(model, "backbone"):
@@ -92,9 +92,7 @@ def make_train_step(mdef: ModelDef, tx: optax.GradientTransformation, cfg: Confi
     def loss_fn(params, batch_stats):
       # copy=True: fresh Variables at the grad trace level, so BatchNorm may update its statistics.
       model = nnx.merge(mdef.train, params, batch_stats, copy=True)
-      loss, sums = losses.joint(
-        model(x, rngs=nnx.Rngs(dropout=drop_rng)), batch, cfg.age_loss_weight, cfg.gender_loss_weight
-      )
+      loss, sums = losses.joint(model(x, rngs=nnx.Rngs(dropout=drop_rng)), batch, losses.Objective.of(cfg))
       _, _, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
       return loss, (sums, batch_stats)
 
@@ -122,6 +120,6 @@ def make_eval_step(mdef: ModelDef, cfg: Config):
   def eval_step(state: dict, batch: dict) -> dict:
     model = nnx.merge(mdef.eval, state["params"], state["batch_stats"])
     out = model(mdef.inputs(batch["image"], None))
-    return losses.joint(out, batch, cfg.age_loss_weight, cfg.gender_loss_weight, mask=batch["mask"])[1]
+    return losses.joint(out, batch, losses.Objective.of(cfg), mask=batch["mask"])[1]
 
   return eval_step

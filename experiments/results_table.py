@@ -36,9 +36,15 @@ def rows() -> list[str]:
     data = f"{cfg['dataset']} / {ev['split']} (n={ev['n']})"
     wall = f"{run['wall_s'] / 60:.0f} min" if run.get("wall_s") else "?"
     tta = "" if ev.get("tta", "none") == "none" else f" ({ev['tta']} TTA)"
+    iv = ev.get("interval")
+    interval = "—"
+    if iv and iv.get("n"):
+      where = "calibration split" if iv.get("in_sample") else f"calibrated on {iv.get('calibrated_on')}"
+      interval = f"{100 * iv['coverage']:.1f}% in {iv['mean_width']:.1f} y ({where})"
     out.append(
-      f"| {d.parent.name} | {model}{tta} | {cfg['preset']}, {cfg['image_size']} px, {run.get('epochs_done', '?')} ep"
-      f" | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}% | {device}"
+      f"| {d.parent.name} | {model}{tta} | {cfg.get('age_head', 'regression')} | {cfg['preset']}, {cfg['image_size']} px,"
+      f" {run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
+      f" | {interval} | {device}"
       f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
     )
   return out
@@ -46,11 +52,12 @@ def rows() -> list[str]:
 
 def table() -> str:
   head = (
-    "| experiment | model | preset | data / split | age MAE (years) | CS(5) | gender acc. | device | train wall time | commit | files |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| experiment | model | age head | preset | data / split | age MAE (years) | CS(5) | gender acc. "
+    "| 90 % age interval: coverage, mean width | device | train wall time | commit | files |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   )
   body = rows()
-  return head + "\n" + ("\n".join(body) if body else "| (no results yet) | | | | | | | | | | |")
+  return head + "\n" + ("\n".join(body) if body else "| (no results yet) |" + " |" * 12)
 
 
 def render(readme: str) -> str:

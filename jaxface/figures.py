@@ -1,5 +1,6 @@
 """PNG figures comparing trained models: training curves, final metrics side by
-side, predicted vs true age, age MAE per age band, gender confusion matrices.
+side, predicted vs true age, age MAE per age band, gender confusion matrices,
+and the calibrated age interval's coverage, width and reliability.
 Curves come from each workdir's history.json; the rest from its
 eval_<split>.json and predictions_<split>.csv (run ``jaxface.evaluate`` first;
 a workdir without them is left out of those figures, and said so).
@@ -25,7 +26,7 @@ from jaxface.data import labels as labels_lib  # noqa: E402
 def _label(workdir: Path) -> str:
   cfg = files.read_json(workdir / "config.json", "the run's config")
   pre = " (pretrained)" if cfg.get("pretrained") else ""
-  return f"{cfg['arch']}{pre}, {cfg['preset']} preset, {cfg['image_size']}px"
+  return f"{cfg['arch']}{pre}, {cfg.get('age_head', 'regression')} head, {cfg['preset']} preset, {cfg['image_size']}px"
 
 
 def _predictions(path: Path) -> dict[str, np.ndarray]:
@@ -37,7 +38,7 @@ def _predictions(path: Path) -> dict[str, np.ndarray]:
 def training_curves(runs: dict[str, list[dict]], out: Path) -> Path:
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
   panels = (
-    (metrics.LOSS, "joint loss (0.1·MSE + BCE)"),
+    (metrics.LOSS, "joint loss (age term + BCE)"),
     (metrics.AGE_MAE, "age MAE (years)"),
     (metrics.GENDER_ACC, "gender accuracy"),
   )
@@ -133,6 +134,43 @@ def confusion_matrices(evals: dict[str, dict], out: Path, split: str) -> Path:
   return _save(fig, out / "gender_confusion.png")
 
 
+def age_intervals(evals: dict[str, dict], out: Path, split: str) -> Path:
+  """Coverage and mean width of the calibrated interval per age band, and its reliability curve."""
+  bands = labels_lib.AGE_BAND_NAMES
+  width = 0.8 / len(evals)
+  fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+  nominal = next(iter(evals.values()))["interval"]["nominal_coverage"]
+  for i, (name, ev) in enumerate(evals.items()):
+    iv = ev["interval"]
+    x = np.arange(len(bands)) + i * width - 0.4 + width / 2
+    label = f"{name}: {iv['coverage']:.1%}, mean width {iv['mean_width']:.1f} y"
+    axes[0].bar(x, [iv["per_age_band"][b].get("coverage", 0.0) for b in bands], width, color=f"C{i}", label=label)
+    axes[1].bar(x, [iv["per_age_band"][b].get("mean_width", 0.0) for b in bands], width, color=f"C{i}")
+    levels = sorted(iv.get("reliability", {}).items(), key=lambda kv: float(kv[0]))
+    axes[2].plot([float(k) for k, _ in levels], [v for _, v in levels], "o-", color=f"C{i}")
+  axes[0].axhline(nominal, color="k", ls="--", lw=1)
+  first = next(iter(evals.values()))["interval"]
+  ticks = [f"{b}\n(n={first['per_age_band'][b]['n']})" for b in bands]
+  axes[0].set(title=f"coverage per age band (dashed: nominal {nominal:.0%})", ylabel="share of true ages inside")
+  axes[0].set_ylim(0, 1.05)
+  axes[1].set(title="mean interval width per age band", ylabel="years")
+  for ax in axes[:2]:
+    ax.set_xticks(range(len(bands)), ticks, fontsize=8)
+    ax.set_xlabel("true age band (years)")
+  axes[2].plot([0.5, 1], [0.5, 1], "k--", lw=1)
+  axes[2].set(
+    title="reliability: the interval at each level", xlabel="nominal coverage (calibrated on validation)",
+    ylabel=f"coverage on {split}", xlim=(0.45, 1), ylim=(0.45, 1),
+  )  # fmt: skip
+  for ax in axes:
+    ax.grid(alpha=0.3)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=1, fontsize=9, frameon=False)
+  fig.suptitle(f"Calibrated age interval ({split} split)")
+  fig.tight_layout(rect=(0, 0.04 + 0.04 * len(evals), 1, 1))
+  return _save(fig, out / "age_intervals.png")
+
+
 def _save(fig, path: Path) -> Path:
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -168,4 +206,7 @@ def plot(workdirs: list[str | Path], out: str | Path, split: str = "validation")
       mae_per_band(evals, out, split),
       confusion_matrices(evals, out, split),
     ]
+  calibrated = {name: ev for name, ev in evals.items() if ev.get("interval")}
+  if calibrated:
+    made.append(age_intervals(calibrated, out, split))
   return made

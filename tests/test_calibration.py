@@ -61,7 +61,7 @@ def test_evaluate_calibrates_then_reports_coverage_and_width(calibrated):
   test = evaluation.evaluate(wd, "test")
   iv = test["interval"]
   assert not iv["in_sample"] and iv["n"] == test["n"] and iv["nominal_coverage"] == 0.5
-  assert iv["mean_width"] <= 2 * cal["half_width"] + 1e-6 and 0 <= iv["coverage"] <= 1
+  assert iv["mean_width"] <= 2 * cal["half_width"] + 1e-3 and 0 <= iv["coverage"] <= 1
   assert sum(b["n"] for b in iv["per_age_band"].values()) == test["n"]
 
 

@@ -1,13 +1,17 @@
 """An age interval for every prediction, calibrated on held-out faces (split-conformal).
 
-``python -m jaxface.evaluate --calibrate`` takes the absolute age errors
-|true - predicted| of a held-out split (validation), and stores in the workdir
-(``calibration.json``) the conformal quantile q: the ceil((n + 1) c)-th
-smallest of the n errors, for coverage c. Then [age - q, age + q] covers the
-true age of a new face with probability at least c, if the new faces are
-exchangeable with the calibration split (drawn the same way): a promise about
-the average face, not each one. With the regression head the width is the
-same for every face; it does not say which faces are harder.
+``python -m jaxface.evaluate --calibrate`` scores each face of a held-out split
+(validation): the absolute age error |true - predicted| divided by the face's
+scale, and stores in the workdir (``calibration.json``) the conformal quantile
+q: the ceil((n + 1) c)-th smallest of the n scores, for coverage c. Then
+[age - q * scale, age + q * scale] covers the true age of a new face with
+probability at least c, if the new faces are exchangeable with the calibration
+split (drawn the same way): a promise about the average face, not each one.
+
+The scale: with the distribution head, the predicted distribution's standard
+deviation (at least ``MIN_SPREAD``), so faces the model is unsure of get wider
+intervals; with the regression head, 1 year: the same width for every face.
+The quantiles at ``LEVELS`` are stored too, for the reliability curve (``plot``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from jaxface.data import labels as labels_lib
 
 FILE = "calibration.json"
 DEFAULT_COVERAGE = 0.9
-METHOD = "split-conformal on |age - predicted age|"
+MIN_SPREAD = 1.0  # years: a floor on the scale, so that a very peaked distribution still gets an interval
+LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # coverages whose quantiles are stored for the reliability curve
+METHODS = {
+  "none": "split-conformal on |age - predicted age|",
+  "spread": f"split-conformal on |age - predicted age| / max(predicted spread, {MIN_SPREAD:g})",
+}
 
 
 def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
@@ -38,10 +47,25 @@ def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
   return float(errors[k - 1])
 
 
-def fit(age: np.ndarray, pred_age: np.ndarray, coverage: float, **about) -> dict:
+def scale(spread: np.ndarray | None, n: int) -> np.ndarray:
+  """Each face's scale: its spread (at least MIN_SPREAD), or 1 year without one."""
+  return np.ones(n) if spread is None else np.maximum(np.asarray(spread, np.float64), MIN_SPREAD)
+
+
+def scores(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None) -> np.ndarray:
   errors = np.abs(np.asarray(age, np.float64) - np.asarray(pred_age, np.float64))
-  q = conformal_quantile(errors, coverage)
-  return {"method": METHOD, "coverage": coverage, "half_width": round(q, 4), "n": len(errors), **about}
+  return errors / scale(spread, len(errors))
+
+
+def fit(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None, coverage: float, **about) -> dict:
+  """The calibration: ``spread`` is the distribution head's (None for regression)."""
+  s = scores(age, pred_age, spread)
+  scaled_by = "none" if spread is None else "spread"
+  cal = {"method": METHODS[scaled_by], "coverage": coverage, "scaled_by": scaled_by}
+  q = round(conformal_quantile(s, coverage), 4)
+  cal |= {"half_width": q} if scaled_by == "none" else {"q": q, "min_spread": MIN_SPREAD}
+  levels = {f"{c:g}": round(conformal_quantile(s, c), 4) for c in LEVELS if math.ceil((len(s) + 1) * c) <= len(s)}
+  return cal | {"levels": levels, "n": len(s), **about}
 
 
 def save(workdir: str | Path, calibration: dict) -> None:
@@ -55,7 +79,7 @@ def load(workdir: str | Path) -> dict | None:
     return None
   try:
     cal = json.loads(path.read_text())
-    float(cal["half_width"]), float(cal["coverage"])
+    float(cal["coverage"]), float(cal["q"] if cal.get("scaled_by") == "spread" else cal["half_width"])
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(
       f"{path} is not a jaxface calibration ({type(e).__name__}: {e}); rerun evaluate --calibrate"
@@ -73,17 +97,36 @@ def for_model(workdir: str | Path, step: int, tta: str) -> tuple[dict | None, st
   return cal, None
 
 
-def interval(pred_age: np.ndarray, calibration: dict) -> tuple[np.ndarray, np.ndarray]:
-  """(low, high) around each predicted age; ages are not negative."""
-  q = float(calibration["half_width"])
+def interval(
+  pred_age: np.ndarray, calibration: dict, spread: np.ndarray | None = None, q: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+  """(low, high) around each predicted age (``q``: another level's quantile); ages are not negative."""
   pred_age = np.asarray(pred_age, np.float64)
-  return np.maximum(pred_age - q, 0.0), pred_age + q
+  if calibration.get("scaled_by") == "spread":
+    if spread is None:
+      raise ValueError("this calibration scales the interval by the predicted spread, and the model gives none")
+    half = (calibration["q"] if q is None else q) * scale(spread, len(pred_age))
+  else:
+    half = np.full(len(pred_age), calibration["half_width"] if q is None else q, np.float64)
+  return np.maximum(pred_age - half, 0.0), pred_age + half
 
 
-def report(age: np.ndarray, pred_age: np.ndarray, race: np.ndarray, calibration: dict) -> dict:
-  """Empirical coverage and mean width of the intervals, overall, per age band and per race."""
+def reliability(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None, calibration: dict) -> dict:
+  """{nominal coverage: empirical coverage} of the intervals at each stored level."""
+  age = np.asarray(age, np.float64)
+  out = {}
+  for level, q in calibration.get("levels", {}).items():
+    low, high = interval(pred_age, calibration, spread, q)
+    out[level] = round(float(((age >= low) & (age <= high)).mean()), 4)
+  return out
+
+
+def report(
+  age: np.ndarray, pred_age: np.ndarray, race: np.ndarray, calibration: dict, spread: np.ndarray | None = None
+) -> dict:
+  """Empirical coverage and mean width of the intervals, overall, per age band and per race; the reliability."""
   age, race = np.asarray(age), np.asarray(race)
-  low, high = interval(pred_age, calibration)
+  low, high = interval(pred_age, calibration, spread)
   inside, width = (age >= low) & (age <= high), high - low
 
   def on(mask) -> dict:
@@ -101,6 +144,7 @@ def report(age: np.ndarray, pred_age: np.ndarray, race: np.ndarray, calibration:
       **{name: on(race == i) for i, name in enumerate(labels_lib.RACES)},
       "unknown": on(race == labels_lib.UNKNOWN_RACE),
     },
+    "reliability": reliability(age, pred_age, spread, calibration),
   }  # fmt: skip
 
 

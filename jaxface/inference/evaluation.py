@@ -62,7 +62,7 @@ def predict_source(model: InferenceModel, source: Sequence[dict], batch_size: in
     )
   host = jax.device_get([p for p, _ in preds])
   cols = {k: np.concatenate(v) if v else np.zeros(0) for k, v in labels.items()}
-  for k in ("age", "p_female"):
+  for k in host[0] if host else ("age", "p_female"):  # and age_spread, from a distribution head
     col = "pred_age" if k == "age" else k
     cols[col] = (
       np.concatenate([np.asarray(p[k])[m] for p, (_, m) in zip(host, preds, strict=True)]) if host else np.zeros(0)
@@ -85,9 +85,11 @@ def load_split(r: restore.Restored, split: str, data: str | None) -> tuple[Seque
 
 
 def write_predictions(path: Path, cols: dict) -> None:
+  """One row per face; age_spread (distribution head) and age_low/age_high (calibrated) where there are."""
+  extra = [k for k in ("age_spread", "age_low", "age_high") if k in cols]
   buf = io.StringIO()
   w = csv.writer(buf)
-  w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race"])
+  w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race", *extra])
   for i in range(len(cols["age"])):
     w.writerow(
       [
@@ -97,6 +99,7 @@ def write_predictions(path: Path, cols: dict) -> None:
         int(cols["gender"][i]),
         f"{cols['p_female'][i]:.5f}",
         int(cols["race"][i]),
+        *(f"{cols[k][i]:.3f}" for k in extra),
       ]
     )
   files.write_text(path, buf.getvalue())
@@ -126,14 +129,19 @@ def evaluate(
 
 
 def _interval(workdir: Path, r, cols: dict, split: str, checkpoint: str, tta: str, calibrate: bool, coverage: float):
-  """{'interval': coverage and width} of the workdir's calibration (fitted here first with ``calibrate``)."""
+  """{'interval': coverage and width} of the workdir's calibration (fitted here first with ``calibrate``).
+
+  Adds each face's ``age_low`` and ``age_high`` to ``cols`` when there is one.
+  """
+  spread = cols.get("age_spread")
   if calibrate:
     cal = calibration.fit(
-      cols["age"], cols["pred_age"], coverage, split=split, checkpoint=checkpoint, step=r.step, tta=tta
+      cols["age"], cols["pred_age"], spread, coverage, split=split, checkpoint=checkpoint, step=r.step, tta=tta
     )
     calibration.save(workdir, cal)
   cal, why_not = calibration.for_model(workdir, r.step, tta)
   if cal is None:
     return {"interval": None, "interval_note": why_not}
-  out = calibration.report(cols["age"], cols["pred_age"], cols["race"], cal)
+  cols["age_low"], cols["age_high"] = calibration.interval(cols["pred_age"], cal, spread)
+  out = calibration.report(cols["age"], cols["pred_age"], cols["race"], cal, spread)
   return {"interval": {**out, "in_sample": cal.get("split") == split}}

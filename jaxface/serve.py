@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from jaxface import faces
+from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
 
 
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--batch-size", type=int, default=32, help="faces per model call (a static, compiled shape)")
   p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
   p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
+  p.add_argument("--detector", default="cnn", choices=DETECTORS, help="face detector (default cnn; see predict)")
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
   try:
@@ -43,17 +46,20 @@ def main(argv: list[str] | None = None) -> int:
 
   try:
     if args.model:
-      predictor = Predictor.from_export(args.model, batch_size=args.batch_size)
+      predictor = Predictor.from_export(args.model, batch_size=args.batch_size, detector=args.detector)
       info = {k: v for k, v in predictor.model.meta.items() if k != "format"}
     else:
       from jaxface.inference import export
 
-      predictor = Predictor.from_workdir(args.workdir, args.checkpoint, batch_size=args.batch_size)
+      predictor = Predictor.from_workdir(
+        args.workdir, args.checkpoint, batch_size=args.batch_size, detector=args.detector
+      )
       info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint, predictor.calibration)
   except (FileNotFoundError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
+  faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector too (converted first, if need be)
   app = create_app(predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
   print(f"serving {info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
   uvicorn.run(app, host=args.host, port=args.port, log_level="info")

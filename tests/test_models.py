@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface.models import depthwise, get_model
+from jaxface import depthwise
+from jaxface.models import get_model
 from jaxface.training import steps
 
 

@@ -1,8 +1,20 @@
 """Faces in photos: reading photos, detecting faces, cropping them as UTKFace does, drawing the results."""
 
 from jaxface.faces.crop import crop
-from jaxface.faces.detect import Face, detect
+from jaxface.faces.detect import DETECTORS, detect
 from jaxface.faces.draw import annotate, drawn
+from jaxface.faces.face import Face
 from jaxface.faces.photos import IMAGE_SUFFIXES, Photo, expand_inputs, load_photo
 
-__all__ = ["IMAGE_SUFFIXES", "Face", "Photo", "annotate", "crop", "detect", "drawn", "expand_inputs", "load_photo"]
+__all__ = [
+  "DETECTORS",
+  "IMAGE_SUFFIXES",
+  "Face",
+  "Photo",
+  "annotate",
+  "crop",
+  "detect",
+  "drawn",
+  "expand_inputs",
+  "load_photo",
+]

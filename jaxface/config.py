@@ -43,6 +43,11 @@ class Config:
   tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")
   augment: bool = _field(True, "random flip, translation, brightness and contrast, on the device")
+  augment_quality: float = _field(
+    0.0,
+    "with --augment: the probability of each photo-quality degradation per image (grayscale, colour cast, blur, "
+    "noise, JPEG-like compression; see README)",
+  )
   input: str = _field(
     "auto",
     "device: the splits live on the device, many steps per dispatch; stream: grain on the host, one step per "

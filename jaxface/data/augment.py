@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxface.data.quality import degrade
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -24,11 +26,17 @@ def normalize(x: jax.Array) -> jax.Array:
   return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
 
 
-def preprocess(images: jax.Array, *, imagenet_norm: bool, rng: jax.Array | None = None) -> jax.Array:
-  """The model's input: rescaled, augmented when ``rng`` is given (training), then normalised."""
+def preprocess(
+  images: jax.Array, *, imagenet_norm: bool, rng: jax.Array | None = None, quality: float = 0.0
+) -> jax.Array:
+  """The model's input: rescaled, augmented when ``rng`` is given (training; photo-quality degradations each with
+  probability ``quality``, ``data.quality``), then normalised."""
   x = rescale(images)
   if rng is not None:
-    x = augment(rng, x)
+    geo_rng, quality_rng = jax.random.split(rng) if quality else (rng, None)
+    x = augment(geo_rng, x)
+    if quality:
+      x = degrade(quality_rng, x, quality)
   return normalize(x) if imagenet_norm else x
 
 

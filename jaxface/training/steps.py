@@ -35,9 +35,9 @@ class ModelDef:
   inputs: Inputs
 
 
-def image_inputs(imagenet_norm: bool) -> Inputs:
+def image_inputs(imagenet_norm: bool, quality: float = 0.0) -> Inputs:
   """uint8 images -> rescaled (augmented when given a key), normalised for ImageNet backbones."""
-  return lambda images, rng: augment.preprocess(images, imagenet_norm=imagenet_norm, rng=rng)
+  return lambda images, rng: augment.preprocess(images, imagenet_norm=imagenet_norm, rng=rng, quality=quality)
 
 
 def split(model: nnx.Module, inputs: Inputs) -> tuple[ModelDef, nnx.State, nnx.State]:
@@ -60,7 +60,7 @@ def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
       raise ValueError(f"--pretrained applies to the torchvision backbones, not to arch {cfg.arch!r}")
     weights.load_backbone(model.backbone, weights.read_pretrained(cfg.pretrained), source=cfg.pretrained)
     logging.info("Backbone loaded from %s (heads start fresh)", cfg.pretrained)
-  return split(model, image_inputs(imagenet_normalised(cfg.arch)))
+  return split(model, image_inputs(imagenet_normalised(cfg.arch), cfg.augment_quality))
 
 
 def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransformation:

@@ -193,9 +193,7 @@ def _detector() -> list[str]:
       f" | {r['end_to_end_age_mae']:.2f} | {r['no_detect_age_mae_same_faces']:.2f}"
       f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {path.name} |"
     )
-  real = ", ".join(
-    f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", [])
-  )
+  real = ", ".join(f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", []))
   return [
     "### Face detectors on synthetic photos of unseen faces (benchmarks/detector.py)", "",
     f"{d['synthetic']}; seed {d['seed']}. faces/s: truth faces over detection time (batch 1: one photo a call;",

@@ -1,4 +1,4 @@
-"""Annotated copies of photos: a box per face, with "age, gender" above it."""
+"""Annotated copies of photos: a box per face, with "age, gender" (or "age (low-high), gender") above it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def drawn(image: Image.Image, records: list[dict]) -> Image.Image:
     color = (230, 60, 120) if r["gender"] == "female" else (40, 120, 230)
     draw.rectangle((x, y, x + w, y + h), outline=color, width=width)
     label = f"{r['age']:.0f}, {r['gender']}"
+    if "age_low" in r:  # the calibrated interval
+      label = f"{r['age']:.0f} ({r['age_low']:.0f}-{r['age_high']:.0f}), {r['gender']}"
     tb = draw.textbbox((x, y), label, font=font)
     ty = y - (tb[3] - tb[1]) - 2 * width if y > (tb[3] - tb[1]) + 2 * width else y + h + width
     draw.rectangle((x, ty, x + tb[2] - tb[0] + 2 * width, ty + tb[3] - tb[1] + 2 * width), fill=color)

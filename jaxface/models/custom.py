@@ -98,5 +98,5 @@ class CustomCNN(nnx.Module):
     x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x))))
     x = self.bn1(_pool(x))
     x = _pool(jax.nn.relu(self.conv3(x)))
-    gender = self.gender(x, rngs=rngs)[:, 0].astype(jnp.float32)
-    return age_outputs(self.age(x, rngs=rngs), self.age_head) | {"gender_logit": gender}
+    age = age_outputs(self.age(x, rngs=rngs), self.age_head)  # age first: the dropout keys' order
+    return age | {"gender_logit": self.gender(x, rngs=rngs)[:, 0].astype(jnp.float32)}

@@ -89,8 +89,8 @@ class AgeGenderHeads(nnx.Module):
     self.gender = Head(in_features, hidden, dropout, dtype=dtype, rngs=rngs)
 
   def __call__(self, features: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-    gender = self.gender(features, rngs=rngs)[:, 0].astype(jnp.float32)
-    return age_outputs(self.age(features, rngs=rngs), self.age_head) | {"gender_logit": gender}
+    age = age_outputs(self.age(features, rngs=rngs), self.age_head)  # age first: the dropout keys' order
+    return age | {"gender_logit": self.gender(features, rngs=rngs)[:, 0].astype(jnp.float32)}
 
 
 class PretrainedNet(nnx.Module):

@@ -59,6 +59,6 @@ def joint(out: dict, batch: dict, objective: Objective, mask: jax.Array | None =
   pe["bce"] = optax.sigmoid_binary_cross_entropy(logit, female)
   w = jnp.ones_like(age) if mask is None else mask.astype(jnp.float32)
   n = jnp.maximum(w.sum(), 1.0)
-  per = objective.age_weight * age_term(out, age, objective.age_sigma) + objective.gender_weight * pe["bce"]
-  loss = (w * per).sum() / n
+  age_loss = (w * age_term(out, age, objective.age_sigma)).sum() / n
+  loss = objective.age_weight * age_loss + objective.gender_weight * (w * pe["bce"]).sum() / n
   return loss, metrics.sums(pe, w) | {metrics.LOSS: loss * w.sum()}

@@ -8,9 +8,9 @@ convolution elsewhere). The test suite compares it with LiteRT's own outputs.
 
 Input: (B, S, S, 3) float32 in [-1, 1] (S = 192 for the full-range model).
 Output: for each of the N anchors, 16 box values (centre x/y, width, height,
-then 6 keypoints x/y: right eye, left eye, nose tip, mouth, right ear, left
-ear as seen in the image... in the model's pixels, relative to the anchor) and
-a face logit.
+then 6 keypoints x/y: the two eyes, the eye on the image's left first, the nose
+tip, the mouth, the two ears), in the model's pixels relative to the anchor,
+and a face logit.
 """
 
 from __future__ import annotations

@@ -22,16 +22,6 @@ from flax import nnx
 
 from jaxface import depthwise
 
-KEYPOINTS = (
-  "eye_1",
-  "eye_2",
-  "nose",
-  "mouth",
-  "ear_1",
-  "ear_2",
-)  # in MediaPipe's order (image left to right: see README)
-
-
 class BlazeFace(nnx.Module):
   def __init__(self, spec: dict, weights: dict[str, np.ndarray]):
     self.spec = spec  # static: operators and shapes (plain data)

@@ -22,6 +22,7 @@ from flax import nnx
 
 from jaxface import depthwise
 
+
 class BlazeFace(nnx.Module):
   def __init__(self, spec: dict, weights: dict[str, np.ndarray]):
     self.spec = spec  # static: operators and shapes (plain data)

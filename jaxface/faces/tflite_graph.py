@@ -103,7 +103,7 @@ def read(path: str | Path) -> Graph:
         raise ValueError(f"{path}: tensor {tname(i)} has type {t.Type()}, not a float or int32 constant")
       constants[tname(i)] = np.frombuffer(data.tobytes(), dtypes[t.Type()]).reshape(t.ShapeAsNumpy())
   shapes = {tname(i): [int(d) for d in g.Tensors(i).ShapeAsNumpy()] for i in range(g.TensorsLength())}
-  ops, weights, alias = [], {}, {}
+  ops, weights = [], {}
   for i in range(g.OperatorsLength()):
     op = g.Operators(i)
     code = model.OperatorCodes(op.OpcodeIndex())
@@ -112,7 +112,6 @@ def read(path: str | Path) -> Graph:
     outs = [tname(op.Outputs(j)) for j in range(op.OutputsLength())]
     if name == "DEQUANTIZE":  # a float16 constant made float32: fold it into the weights
       weights[outs[0]] = constants[ins[0]].astype(np.float32)
-      alias[outs[0]] = ins[0]
       continue
     if name not in OPS:
       raise ValueError(f"{path}: operator {i} is {name}, which jaxface's port does not implement ({', '.join(OPS)})")

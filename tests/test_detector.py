@@ -49,7 +49,8 @@ def test_the_port_equals_litert_on_real_photos(detector_dir):
     # Box values are pixels of the 192 input (|v| up to ~100); float32 sums in another order differ by ~1e-4.
     np.testing.assert_allclose(np.asarray(boxes), want_boxes, rtol=1e-4, atol=5e-3)
     np.testing.assert_allclose(np.asarray(logits), want_logits[..., 0], rtol=1e-4, atol=2e-3)
-    assert (np.asarray(logits) > 0).sum() == (want_logits > 0).sum()
+    decided = np.abs(want_logits[..., 0]) > 2e-3  # a logit within rounding of 0 may fall either side on another CPU
+    np.testing.assert_array_equal((np.asarray(logits) > 0)[decided], (want_logits[..., 0] > 0)[decided])
 
 
 def test_the_astronaut_has_one_face_and_the_cat_none(detector_dir):

@@ -144,7 +144,7 @@ def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):
 
 def test_presets_fill_and_flags_win():
   cpu = config_lib.make("custom", "cpu")
-  assert cpu.image_size == 64 and cpu.preset == "cpu" and cpu.epochs == 35 and cpu.lr_schedule == "cosine"
+  assert cpu.image_size == 64 and cpu.preset == "cpu" and cpu.epochs == 50 and cpu.lr_schedule == "cosine"
   assert config_lib.make("custom", "cpu", image_size=96, epochs=None).image_size == 96
   classic = config_lib.make("resnet50")
   assert (classic.epochs, classic.batch_size, classic.image_size, classic.lr) == (50, 64, 128, 1e-3)

@@ -2,8 +2,8 @@
 # predict_demo: jaxface.predict on real photos that ship with scikit-image (astronaut: one face;
 # chelsea, a cat, and coffee: none), with a trained workdir. Writes the JSON lines, the
 # annotated images and run.json to experiments/results/predict_demo/.
-#   bash experiments/predict_demo.sh [WORKDIR]   (default runs/cpu_subset5000/custom; the committed
-#   run used runs/cpu_subset5000_distribution/custom, the custom cpu preset run, calibrated)
+#   bash experiments/predict_demo.sh [WORKDIR]   (default runs/cpu_subset5000/custom: the custom cpu
+#   preset run of experiments/cpu_subset5000.sh, calibrated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workdir=${1:-runs/cpu_subset5000/custom}

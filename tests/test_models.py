@@ -37,16 +37,15 @@ def test_sizes_as_documented(arch, mparams, gflops):
 def test_outputs(arch, size):
   model = get_model(arch, image_size=size)
   a, b = np.random.default_rng(0).random((2, size, size, 3), np.float32)
-  out = nnx.jit(lambda m, x: m(x))(model, jnp.stack([a, b, a]))  # jitted: op by op, MobileNetV2 took ~30 s
+  forward = nnx.jit(lambda m, x: m(x))  # op by op, MobileNetV2 took ~30 s
+  out = forward(model, jnp.stack([a, b, a]))
   assert out["age"].shape == (3,) and out["gender_logit"].shape == (3,)
   assert out["age"].dtype == jnp.float32
   for k in ("age", "gender_logit"):  # evaluation mode: the same face gets the same answer
     np.testing.assert_allclose(out[k][2], out[k][0], rtol=1e-6)
   # ... and another face another. A fresh MobileNetV2 in evaluation mode shrinks its activations to ~1e-9
   # (torchvision's init, unit running variance), so its outputs round to the heads' biases: look at its features.
-  signal = np.asarray(
-    nnx.jit(lambda m, x: m(x))(model.backbone, jnp.stack([a, b])) if arch == "mobilenet_v2" else out["age"]
-  )
+  signal = np.asarray(forward(model.backbone, jnp.stack([a, b])) if arch == "mobilenet_v2" else out["age"])
   assert np.abs(signal[1] - signal[0]).max() > 1e-6 * np.abs(signal).max() > 0
 
 

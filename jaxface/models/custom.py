@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.models.heads import ZEROS, Head, age_bias_init, age_outputs, age_units
+from jaxface.models.heads import ZEROS, Head, age_and_gender, age_bias_init, age_units
 
 
 def _conv(cin: int, cout: int, *, dtype, rngs: nnx.Rngs) -> nnx.Conv:
@@ -98,5 +97,4 @@ class CustomCNN(nnx.Module):
     x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x))))
     x = self.bn1(_pool(x))
     x = _pool(jax.nn.relu(self.conv3(x)))
-    age = age_outputs(self.age(x, rngs=rngs), self.age_head)  # age first: the dropout keys' order
-    return age | {"gender_logit": self.gender(x, rngs=rngs)[:, 0].astype(jnp.float32)}
+    return age_and_gender(self.age, self.gender, x, self.age_head, rngs)

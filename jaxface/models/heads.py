@@ -57,6 +57,17 @@ def age_outputs(raw: jax.Array, age_head: str) -> dict[str, jax.Array]:
   return {"age": expectation_and_spread(jax.nn.softmax(raw))[0], "age_logits": raw}
 
 
+def age_and_gender(
+  age_branch, gender_branch, x: jax.Array, age_head: str, rngs: nnx.Rngs | None
+) -> dict[str, jax.Array]:
+  """Both branches over the shared features ``x``: {'age', ('age_logits'), 'gender_logit'}.
+
+  Age first: the branches draw their dropout keys in this order, which the committed runs depend on.
+  """
+  age = age_outputs(age_branch(x, rngs=rngs), age_head)
+  return age | {"gender_logit": gender_branch(x, rngs=rngs)[:, 0].astype(jnp.float32)}
+
+
 class Head(nnx.Module):
   """Dense layers with ReLU and dropout, then ``units`` outputs, (B, units)."""
 
@@ -89,8 +100,7 @@ class AgeGenderHeads(nnx.Module):
     self.gender = Head(in_features, hidden, dropout, dtype=dtype, rngs=rngs)
 
   def __call__(self, features: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-    age = age_outputs(self.age(features, rngs=rngs), self.age_head)  # age first: the dropout keys' order
-    return age | {"gender_logit": self.gender(features, rngs=rngs)[:, 0].astype(jnp.float32)}
+    return age_and_gender(self.age, self.gender, features, self.age_head, rngs)
 
 
 class PretrainedNet(nnx.Module):

@@ -7,11 +7,15 @@ import os
 from pathlib import Path
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
   path = Path(path)
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  tmp.write_text(text)
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share one
+  tmp.write_bytes(data)
   os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  write_bytes(path, text.encode())
 
 
 def write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
+from jaxface import files
+
 CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 # torchvision's ImageNet weights (IMAGENET1K_V1); the name ends in the first 8 hex digits of its sha256.
 TORCHVISION_URLS = {
@@ -76,7 +78,7 @@ def write_safetensors(
     header["__metadata__"] = metadata
   head = json.dumps(header).encode()
   head += b" " * (-len(head) % 8)
-  Path(path).write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+  files.write_bytes(path, struct.pack("<Q", len(head)) + head + b"".join(blobs))
 
 
 def read_torch_file(path: str | os.PathLike) -> dict[str, np.ndarray]:

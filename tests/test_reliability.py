@@ -254,10 +254,17 @@ def test_a_killed_build_is_cleaned_up(tmp_path, fake_archive):
   assert not leftover.exists()
 
 
-def test_files_are_written_atomically(tmp_path):
+def test_files_are_written_atomically(tmp_path, monkeypatch):
   from jaxface import files
 
   files.write_json(tmp_path / "a.json", {"x": 1})
   assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1} and [p.name for p in tmp_path.iterdir()] == [
     "a.json"
   ]
+  # Until the rename, the file keeps its old bytes (the detector's conversion writes this way: two processes
+  # converting it at once never let a reader see half a weights file).
+  files.write_bytes(tmp_path / "w.bin", b"old")
+  monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("killed before the rename")))
+  with pytest.raises(OSError, match="killed"):
+    files.write_bytes(tmp_path / "w.bin", b"new, half-written")
+  assert (tmp_path / "w.bin").read_bytes() == b"old"

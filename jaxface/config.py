@@ -156,7 +156,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         # depthwise convs as shifted multiply-adds make that affordable on a CPU). The backbone at
         # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 34-38 min on 2 cores.
         # The distribution age head: validation MAE 5.41 against regression's 5.59; --age-sigma 1 or 3 did
-        # worse (5.50, 5.53); 16 epochs helped both heads alike (5.36 and 5.55, 41-53 min) (experiments/README).
+        # worse (5.50, 5.53); 16 epochs (41 min) helped both heads alike (5.36 and 5.55) (experiments/README).
         "mobilenet_v2": dict(
             image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution",

@@ -179,9 +179,7 @@ def download_torchvision(arch: str) -> Path:
         f"could not download {url} ({e}). Offline? Fetch that file elsewhere and put it at {dest}, "
         f"or pass --source /path/to/{dest.name}"
       ) from None
-    tmp = dest.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.rename(dest)
+    files.write_bytes(dest, data)
   got = hashlib.sha256(dest.read_bytes()).hexdigest()
   if not got.startswith(expect):
     raise WeightsError(f"{dest}: sha256 {got[:8]}... does not match the expected {expect}; delete it and retry")

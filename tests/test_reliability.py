@@ -264,7 +264,11 @@ def test_files_are_written_atomically(tmp_path, monkeypatch):
   # Until the rename, the file keeps its old bytes (the detector's conversion writes this way: two processes
   # converting it at once never let a reader see half a weights file).
   files.write_bytes(tmp_path / "w.bin", b"old")
-  monkeypatch.setattr(files.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("killed before the rename")))
+
+  def killed(*_):
+    raise OSError("killed before the rename")
+
+  monkeypatch.setattr(files.os, "replace", killed)
   with pytest.raises(OSError, match="killed"):
     files.write_bytes(tmp_path / "w.bin", b"new, half-written")
   assert (tmp_path / "w.bin").read_bytes() == b"old"

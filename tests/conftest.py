@@ -29,6 +29,25 @@ def fake_full(tmp_path_factory, fake_archive):
   return prepare.prepare(fake_archive[0], "full", image_size=32, tfds_dir=tfds_dir), fake_archive[1]
 
 
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory, fake_archive):
+  """The fake archive's full config at 32 px, prepared once per test module (its own folder, its own caches)."""
+  from jaxface.data import prepare
+
+  d = tmp_path_factory.mktemp("tfds_module")
+  prepare.prepare(fake_archive[0], "full", 32, d)
+  return d
+
+
+def restored_params(workdir: Path, step: int):
+  """The parameters a training workdir saved at ``step``."""
+  import orbax.checkpoint as ocp
+
+  with ocp.CheckpointManager(Path(workdir, "checkpoints").absolute()) as m:
+    r = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return r["state"]["params"]
+
+
 def real_data_or_skip() -> str:
   if not REAL_DATA or not Path(REAL_DATA).exists():
     msg = f"real UTKFace data not found: set JAXFACE_DATA to UTKFace.tar.gz (now {REAL_DATA!r})"

@@ -26,15 +26,6 @@ FLAGS = ("--epochs", str(EPOCHS), "--input", "device")
 TIMEOUT_S = 300
 
 
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory, fake_archive):
-  from jaxface.data import prepare
-
-  d = tmp_path_factory.mktemp("tfds_multihost")
-  prepare.prepare(fake_archive[0], "full", 32, d)
-  return d
-
-
 class Launcher:
   """``with Launcher(...) as launch``: launch(workdir, processes, devices_each, *flags) starts processes.
 

@@ -26,13 +26,6 @@ def tiny_cfg(archive, tfds_dir, **kw) -> config_lib.Config:
   return conftest.tiny_cfg(archive, tfds_dir, **{"log_every": 1, **kw})  # a host sync every step
 
 
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory, fake_archive):
-  d = tmp_path_factory.mktemp("tfds_reliability")
-  prepare.prepare(fake_archive[0], "full", 32, d)
-  return d
-
-
 def kept_steps(workdir: Path) -> list[int]:
   """Finalised checkpoints only: Orbax writes a step into a temporary folder, then renames it."""
   return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())

@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,30 +10,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from conftest import TINY_WIDTHS as TINY
-from conftest import tiny_cfg
+from conftest import restored_params, tiny_cfg
 
 from jaxface import config as config_lib
-from jaxface import metrics, xla_options
 from jaxface import train as train_cli
+from jaxface import xla_options
 from jaxface.training import losses, trainer
-
-
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory, fake_archive):
-  d = tmp_path_factory.mktemp("tfds_train")
-  from jaxface.data import prepare
-
-  prepare.prepare(fake_archive[0], "full", 32, d)
-  return d
-
-
-def restored_params(workdir: Path, step: int):
-  with ocp.CheckpointManager(Path(workdir, "checkpoints").absolute()) as m:
-    r = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return r["state"]["params"]
 
 
 def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
@@ -153,53 +136,6 @@ def test_presets_fill_and_flags_win():
     config_lib.make("custom", "gpu")
 
 
-def test_mobilenet_v2_fine_tunes_every_layer_with_a_lower_backbone_lr(tmp_path, fake_archive, tfds_dir):
-  """The cpu preset's recipe: the whole backbone trains (no frozen layers), at a fraction of the heads' LR."""
-  from jaxface.training import steps
-
-  cfg = config_lib.make(
-    "mobilenet_v2", "classic", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
-    batch_size=8, epochs=1, backbone_lr_scale=0.1, hidden=(16,), log_every=3,
-  )  # fmt: skip
-  trainer.train(cfg, tmp_path)
-  _, init, _ = steps.init_model(cfg)
-  init = {k: np.asarray(v) for k, v in nnx_flat(init)}
-  after = {k: np.asarray(v) for k, v in nnx_flat(restored_params(tmp_path, 6))}
-  assert init.keys() == after.keys()
-  first, last = ("backbone", "features", 0, 0, "kernel"), ("backbone", "features", 18, 0, "kernel")
-  assert not np.allclose(init[first], after[first]) and not np.allclose(init[last], after[last])
-  h = json.loads((tmp_path / "history.json").read_text())
-  assert len(h) == 1 and np.isfinite(h[0]["val_loss"]) and h[0]["lr"] > 0
-
-
-def test_a_workdir_of_the_retired_frozen_prefix_evaluates_but_does_not_resume(tmp_path):
-  """--freeze-until is gone: an old config.json still loads (inference), but resuming it is refused, saying why."""
-  old = json.loads(config_lib.make("mobilenet_v2").to_json())
-  (tmp_path / "config.json").write_text(json.dumps({**old, "freeze_until": 14}))
-  assert config_lib.Config.load(tmp_path).arch == "mobilenet_v2"
-  with pytest.raises(ValueError, match="--freeze-until 14.*cannot be resumed"):
-    trainer.train(config_lib.make("mobilenet_v2"), tmp_path)
-
-
-def nnx_flat(tree):
-  """(path tuple with int list indices, array) pairs of a params tree, restored or live."""
-  out = []
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    key = tuple(int(p.key) if str(p.key).isdigit() else p.key for p in path if hasattr(p, "key"))
-    out.append((key[:-1] if key[-1] == "value" else key, leaf))  # restored Variables carry a 'value' level
-  return out
-
-
-def test_resnet50_short_run_on_cpu(tmp_path, fake_archive, tfds_dir):
-  """A few ResNet-50 steps on the CPU, at 32 px: the full network trains and evaluates."""
-  cfg = config_lib.make(
-    "resnet50", "cpu", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
-    batch_size=8, epochs=1, hidden=(16,), log_every=3,
-  )  # fmt: skip
-  last = trainer.train(cfg, tmp_path)
-  assert last["step"] == 6 and np.isfinite(last["train_loss"]) and np.isfinite(last["val_age_mae"])
-
-
 def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
   monkeypatch.delenv("JAXFACE_DATA", raising=False)
   rc = train_cli.main(["--arch", "custom", "--workdir", str(tmp_path / "w"), "--tfds-dir", str(tmp_path / "empty")])
@@ -224,122 +160,3 @@ def test_cosine_horizon_is_fixed_when_a_run_starts(tmp_path, fake_archive, tfds_
   trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2, **cos), tmp_path / "short")
   with pytest.raises(ValueError, match="past the cosine schedule's horizon of 2 epochs"):
     trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3, **cos), tmp_path / "short")
-
-
-@pytest.mark.parametrize("mode", ["stream", "device"])
-def test_validation_sums_on_the_device_and_syncs_once(trained, monkeypatch, mode):
-  """Evaluation adds each batch's sums on the device: one device_get for the whole split, no implicit sync."""
-  from jaxface import sharding
-  from jaxface.data import arrays, prepare
-  from jaxface.inference import restore
-  from jaxface.training import feeds, steps
-
-  cfg = config_lib.Config.load(trained)
-  r = restore.load(trained, "last")
-  mdef = steps.ModelDef(r.graphdef, r.graphdef, steps.image_inputs(False))
-  mesh = sharding.data_mesh(jax.devices())
-  eval_step = steps.make_eval_step(mdef, cfg)
-  state = {"params": r.params, "batch_stats": r.batch_stats}
-  b = prepare.prepare(None, cfg.dataset, cfg.image_size, cfg.tfds_dir)
-  kw = dict(train_step=None, mesh=mesh, batch_size=4, seed=0)
-  if mode == "stream":
-    feed = feeds.StreamFeed(
-      b.as_data_source("train"), b.as_data_source("validation"), epochs=1, **kw, eval_step=jax.jit(eval_step)
-    )
-  else:
-    feed = feeds.DeviceFeed(
-      arrays.load(b, "train"),
-      arrays.load(b, "validation"),
-      steps_per_call=0,
-      compiler_options=None,
-      eval_step=eval_step,
-      **kw,
-    )
-  calls = []
-  real = jax.device_get
-  monkeypatch.setattr(jax, "device_get", lambda x: calls.append(1) or real(x))
-  with jax.transfer_guard_device_to_host("disallow"):
-    m = metrics.from_sums(jax.device_get(feed.evaluate(state)))  # 7 examples: 2 batches of 4, the last padded
-  assert len(calls) == 1 and m["n"] == 7
-  last = json.loads((trained / "history.json").read_text())[-1]
-  assert m["age_mae"] == pytest.approx(last["val_age_mae"], rel=1e-5)
-
-
-def _seen_per_example(feed, n: int, epoch: int) -> np.ndarray:
-  """How often each example (its age is its index) reached the train step in one epoch."""
-  state = {"seen": jnp.zeros(n, jnp.int32)}
-  done = 0
-  while done < feed.steps_per_epoch:
-    k = min(feed.steps_per_call, feed.steps_per_epoch - done)
-    state, _, _ = feed.run(state, epoch, done, k)
-    done += k
-  return np.asarray(state["seen"])
-
-
-@pytest.mark.parametrize("n", [40, 43])  # a whole number of batches, and a remainder left out
-def test_device_and_stream_see_the_same_examples_once_per_epoch(n):
-  from jaxface import sharding
-  from jaxface.training import feeds
-
-  def train_step(state, batch):
-    return {"seen": state["seen"].at[batch["age"]].add(1)}, {"n": jnp.float32(len(batch["age"]))}
-
-  src = [{"image": np.zeros((2, 2, 3), np.uint8), "age": i, "gender": i % 2} for i in range(n)]
-  arrs = {k: np.stack([np.asarray(e[k]) for e in src]) for k in ("image", "age", "gender")}
-  mesh = sharding.data_mesh(jax.devices())
-  kw = dict(mesh=mesh, batch_size=8, seed=0, eval_step=None)
-  stream = feeds.StreamFeed(src, src, train_step=jax.jit(train_step), epochs=2, **kw)
-  device = feeds.DeviceFeed(arrs, arrs, train_step=train_step, steps_per_call=2, compiler_options=None, **kw)
-  assert stream.steps_per_epoch == device.steps_per_epoch == n // 8
-  for epoch in (0, 1):
-    a, b = _seen_per_example(stream, n, epoch), _seen_per_example(device, n, epoch)
-    assert a.max() == b.max() == 1 and a.sum() == b.sum() == n // 8 * 8  # each at most once; all when 8 divides n
-  epochs = [_seen_per_example(device, n, e) for e in (0, 1)]
-  if n % 8:
-    assert not np.array_equal(*epochs)  # a new order (and left-out remainder) each epoch
-
-
-def test_steps_per_call_do_not_change_the_result(tmp_path, fake_archive, tfds_dir):
-  """A whole epoch per jitted call equals one step per call (float tolerance)."""
-  for k in (1, 0):
-    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, input="device", steps_per_call=k), tmp_path / f"k{k}")
-  a, b = restored_params(tmp_path / "k1", 12), restored_params(tmp_path / "k0", 12)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
-  assert json.loads((tmp_path / "k0" / "run.json").read_text())["input"] == "device"
-
-
-def test_auto_input_falls_back_to_stream_over_budget(tmp_path, fake_archive, tfds_dir, caplog):
-  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, input="auto", input_budget_mb=0.01), tmp_path / "s")
-  assert json.loads((tmp_path / "s" / "run.json").read_text())["input"] == "stream"
-  assert "over the device-input budget of 0.0 MB" in caplog.text
-  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, input="auto"), tmp_path / "d")
-  assert json.loads((tmp_path / "d" / "run.json").read_text())["input"] == "device"
-  # A device-input run has no iterator position to resume a stream from: a clear refusal.
-  with pytest.raises(ValueError, match="trained with --input device; resume it with --input device"):
-    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2, input="stream"), tmp_path / "d")
-
-
-def test_a_stream_checkpoint_of_another_process_count_is_refused(tmp_path, fake_archive, tfds_dir):
-  """Each process's stream position is its own: a run of another process count cannot take them over."""
-  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=1, input="stream"), tmp_path)
-  data = tmp_path / "checkpoints" / "6" / "data"
-  (saved,) = data.glob("process_*-of-*.json")
-  saved.rename(data / "process_0-of-2.json")  # as if 2 processes had saved it
-  shutil.copy(data / "process_0-of-2.json", data / "process_1-of-2.json")
-  with pytest.raises(ValueError, match="position of each of 2 processes, and this run has 1"):
-    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2, input="stream"), tmp_path)
-
-
-def test_arrays_are_read_once_and_cached(fake_full):
-  from jaxface.data import arrays
-
-  b, _ = fake_full
-  path = arrays.cache_path(b, "train")
-  shutil.rmtree(path, ignore_errors=True)
-  first = arrays.load(b, "train")
-  assert path.exists()
-  again = arrays.load(b, "train")
-  src = b.as_data_source("train")
-  for k in ("image", "age", "gender"):
-    np.testing.assert_array_equal(first[k], again[k])
-    np.testing.assert_array_equal(first[k][3], src[3][k])

@@ -6,7 +6,7 @@ Each DIR holds predictions_<split>.csv (``jaxface.evaluate``). For every pair
 the gap is MAE(B) - MAE(A) over the faces both scored (the two files must hold
 the same faces), and its interval resamples the faces (10,000 draws, seed 0):
 the sampling error of one split, not the spread between training seeds. The
-same for gender accuracy (A - B). One JSON file, with the command, commit,
+same for gender accuracy (B - A). One JSON file, with the command, commit,
 host, date and wall time.
 """
 
@@ -50,7 +50,7 @@ def gap(a: dict, b: dict, draws: int = DRAWS) -> dict:
   names = sorted(a)
   err = np.array([[a[n][0], b[n][0]] for n in names])
   right = np.array([[a[n][1], b[n][1]] for n in names], np.float64)
-  d_mae, d_acc = err[:, 1] - err[:, 0], right[:, 0] - right[:, 1]
+  d_mae, d_acc = err[:, 1] - err[:, 0], right[:, 1] - right[:, 0]
   idx = np.random.default_rng(0).integers(0, len(names), (draws, len(names)))
   ci = lambda d: [float(x) for x in np.percentile(d[idx].mean(1), [2.5, 97.5])]
   return {
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     g = pairs[-1]
     print(f"{db} - {da}: age MAE {g['mae_gap']:+.3f} (95 % {g['mae_gap_ci95'][0]:+.3f}..{g['mae_gap_ci95'][1]:+.3f})")
   result = {**run, "split": a.split, "draws": DRAWS, "pairs": pairs, "wall_s": round(time.perf_counter() - t0, 2)}
+  Path(a.out).parent.mkdir(parents=True, exist_ok=True)
   files.write_json(Path(a.out), result)
   return result
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from jaxface import files, metrics, provenance  # noqa: E402
 from jaxface.data import source as source_lib  # noqa: E402
+from jaxface.inference import predictions  # noqa: E402
 
 
 def _noise(img: Image.Image) -> Image.Image:
@@ -76,8 +77,7 @@ def main() -> int:
   rows = {}
   for wd in a.workdirs:
     r = restore.load(wd)
-    names = [row["file_name"] for row in _csv(Path(wd) / "predictions_validation.csv")]
-    faces = _read(data, set(names))
+    faces = _read(data, set(predictions.read(Path(wd) / "predictions_validation.csv")["file_name"]))
     fn = model.InferenceModel(r)
     size = r.cfg.image_size
     out = {}
@@ -101,13 +101,6 @@ def main() -> int:
   }  # fmt: skip
   files.write_json(Path(a.out), result)
   return 0
-
-
-def _csv(path: Path) -> list[dict]:
-  import csv
-
-  with open(path) as f:
-    return list(csv.DictReader(f))
 
 
 def _read(data: str, names: set[str]) -> list[dict]:

@@ -13,7 +13,6 @@ host, date and wall time.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -24,23 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from jaxface import files, provenance  # noqa: E402
+from jaxface.inference import predictions  # noqa: E402
 
 DRAWS = 10_000
 
 
 def read(path: Path) -> dict[str, tuple[float, bool]]:
-  """file_name -> (absolute age error, gender right) of one predictions CSV."""
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such predictions file (run jaxface.evaluate on that workdir)")
-  with path.open(newline="") as f:
-    rows = list(csv.DictReader(f))
-  need = {"file_name", "age", "pred_age", "gender", "p_female"}
-  if not rows or not need <= set(rows[0]):
-    raise ValueError(f"{path}: not a jaxface predictions file (needs columns {sorted(need)})")
-  return {
-    r["file_name"]: (abs(float(r["pred_age"]) - int(r["age"])), (float(r["p_female"]) > 0.5) == (r["gender"] == "1"))
-    for r in rows
-  }
+  """file_name -> (absolute age error, gender right) of one predictions file."""
+  p = predictions.read(path)
+  err, right = np.abs(p["pred_age"] - p["age"]), (p["p_female"] > 0.5) == (p["gender"] == 1)
+  return {n: (float(e), bool(r)) for n, e, r in zip(p["file_name"], err, right, strict=True)}
 
 
 def gap(a: dict, b: dict, draws: int = DRAWS) -> dict:

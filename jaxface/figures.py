@@ -8,7 +8,6 @@ a workdir without them is left out of those figures, and said so).
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -21,18 +20,13 @@ import numpy as np  # noqa: E402
 
 from jaxface import files, metrics  # noqa: E402
 from jaxface.data import labels as labels_lib  # noqa: E402
+from jaxface.inference import predictions  # noqa: E402
 
 
 def _label(workdir: Path) -> str:
   cfg = files.read_json(workdir / "config.json", "the run's config")
   pre = " (pretrained)" if cfg.get("pretrained") else ""
   return f"{cfg['arch']}{pre}, {cfg.get('age_head', 'regression')} head, {cfg['preset']} preset, {cfg['image_size']}px"
-
-
-def _predictions(path: Path) -> dict[str, np.ndarray]:
-  with open(path) as f:
-    rows = list(csv.DictReader(f))
-  return {k: np.array([float(r[k]) for r in rows]) for k in ("age", "pred_age", "gender", "p_female")}
 
 
 def training_curves(runs: dict[str, list[dict]], out: Path) -> Path:
@@ -191,7 +185,7 @@ def plot(workdirs: list[str | Path], out: str | Path, split: str = "validation")
   for w in workdirs:
     if (w / f"eval_{split}.json").exists() and (w / f"predictions_{split}.csv").exists():
       evals[names[w]] = files.read_json(w / f"eval_{split}.json", "evaluate's metrics")
-      preds[names[w]] = _predictions(w / f"predictions_{split}.csv")
+      preds[names[w]] = predictions.read(w / f"predictions_{split}.csv")
     else:
       logging.warning(
         "%s: no eval_%s.json / predictions_%s.csv (run jaxface.evaluate); left out of the metric figures",

@@ -8,8 +8,6 @@ first calibrates the interval on this split (``calibration``).
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +19,7 @@ from tqdm import tqdm
 from jaxface import files, metrics, provenance
 from jaxface.data import pipeline, prepare
 from jaxface.data import source as source_lib
-from jaxface.inference import calibration, restore
+from jaxface.inference import calibration, predictions, restore
 from jaxface.inference.model import InferenceModel
 
 SPLITS = ("validation", "test", "all")  # 'all': every usable image of an archive or folder
@@ -84,27 +82,6 @@ def load_split(r: restore.Restored, split: str, data: str | None) -> tuple[Seque
   return b.as_data_source(split), {"dataset": f"utk_face/{b.builder_config.name}:{b.version}", "split_digest": digest}
 
 
-def write_predictions(path: Path, cols: dict) -> None:
-  """One row per face; age_spread (distribution head) and age_low/age_high (calibrated) where there are."""
-  extra = [k for k in ("age_spread", "age_low", "age_high") if k in cols]
-  buf = io.StringIO()
-  w = csv.writer(buf)
-  w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race", *extra])
-  for i in range(len(cols["age"])):
-    w.writerow(
-      [
-        cols["file_name"][i],
-        int(cols["age"][i]),
-        f"{cols['pred_age'][i]:.3f}",
-        int(cols["gender"][i]),
-        f"{cols['p_female'][i]:.5f}",
-        int(cols["race"][i]),
-        *(f"{cols[k][i]:.3f}" for k in extra),
-      ]
-    )
-  files.write_text(path, buf.getvalue())
-
-
 def evaluate(
   workdir: str | Path, split: str = "validation", checkpoint: str = "best", tta: str = "none", data: str | None = None,
   calibrate: bool = False, coverage: float = calibration.DEFAULT_COVERAGE,
@@ -124,7 +101,7 @@ def evaluate(
   }  # fmt: skip
   result["wall_s"] = round(time.perf_counter() - t0, 2)
   files.write_json(workdir / f"eval_{split}.json", result)
-  write_predictions(workdir / f"predictions_{split}.csv", cols)
+  predictions.write(workdir / f"predictions_{split}.csv", cols)
   return result
 
 

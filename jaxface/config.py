@@ -23,7 +23,7 @@ from jaxface import sharding
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import AGE_HEADS, ARCHS, DTYPES
 from jaxface.training.feeds import INPUT_MODES
-from jaxface.training.losses import AGE_LOSS_WEIGHTS
+from jaxface.training.losses import AGE_LOSS_WEIGHTS, DISTRIBUTION_LOSSES
 from jaxface.training.optimizer import LR_SCHEDULES
 
 
@@ -70,7 +70,13 @@ class Config:
     "the expectation (see README, Age heads)",
     choices=AGE_HEADS,
   )
-  age_sigma: float = _field(2.0, "distribution head: std (years) of the Gaussian label around the true age")
+  age_sigma: float = _field(2.0, "distribution head, dldl: std (years) of the Gaussian label around the true age")
+  age_loss: str = _field(
+    "dldl",
+    "distribution head's loss: dldl (KL to a Gaussian label + L1 of the expectation) or mean_variance (cross-entropy "
+    "+ squared error of the expectation + variance; Pan et al., 2018)",
+    choices=DISTRIBUTION_LOSSES,
+  )
   # optimisation
   epochs: int = _field(50, "epochs to train (may change on resume, within the LR schedule's horizon)")
   lr_horizon_epochs: int | None = _field(

@@ -37,6 +37,19 @@ def test_distribution_loss_by_hand():
   assert float(sums["ae"]) == pytest.approx(abs(expect - 1.0), rel=1e-5)
 
 
+def test_mean_variance_loss_by_hand():
+  """4 ages, true age 1: -log q(1) + 0.2 * (expectation - 1)^2 / 2 + 0.05 * the variance, and no sigma involved."""
+  logits = np.array([0.0, 1.0, 2.0, 0.5])
+  q = np.exp(logits) / np.exp(logits).sum()
+  expect = (q * np.arange(4)).sum()
+  want = -np.log(q[1]) + 0.2 * (expect - 1.0) ** 2 / 2 + 0.05 * (q * (np.arange(4) - expect) ** 2).sum()
+  out = {"age": jnp.array([expect], jnp.float32), "age_logits": jnp.array([logits], jnp.float32)}
+  for sigma in (1.0, 3.0):
+    np.testing.assert_allclose(losses.age_term(out, jnp.array([1.0]), sigma, "mean_variance"), [want], rtol=1e-5)
+  with pytest.raises(ValueError, match="unknown distribution-head loss"):
+    losses.age_term(out, jnp.array([1.0]), 1.0, "sord")
+
+
 def test_regression_loss_is_the_squared_error():
   out = {"age": jnp.array([30.0, 20.0]), "gender_logit": jnp.array([0.0, 0.0])}
   batch = {"age": jnp.array([33, 20]), "gender": jnp.array([0, 1])}

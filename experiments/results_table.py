@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jaxface.figures import age_head_label  # noqa: E402
+
 RESULTS = ROOT / "experiments" / "results"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -42,7 +46,7 @@ def rows() -> list[str]:
       where = "calibration split" if iv.get("in_sample") else f"calibrated on {iv.get('calibrated_on')}"
       interval = f"{100 * iv['coverage']:.1f}% in {iv['mean_width']:.1f} y ({where})"
     out.append(
-      f"| {d.parent.name} | {model}{tta} | {cfg.get('age_head', 'regression')} | {cfg['preset']}, {cfg['image_size']} px,"
+      f"| {d.parent.name} | {model}{tta} | {age_head_label(cfg)} | {cfg['preset']}, {cfg['image_size']} px,"
       f" {run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
       f" | {interval} | {device}"
       f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"

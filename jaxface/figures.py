@@ -23,10 +23,16 @@ from jaxface.data import labels as labels_lib  # noqa: E402
 from jaxface.inference import predictions  # noqa: E402
 
 
+def age_head_label(cfg: dict) -> str:
+  """A run's age head as written in plots and the README's table: its loss too, where it is not the default."""
+  head = cfg.get("age_head", "regression")  # configs before the distribution head: regression
+  return f"{head} (mean-variance)" if head == "distribution" and cfg.get("age_loss") == "mean_variance" else head
+
+
 def _label(workdir: Path) -> str:
   cfg = files.read_json(workdir / "config.json", "the run's config")
   pre = " (pretrained)" if cfg.get("pretrained") else ""
-  return f"{cfg['arch']}{pre}, {cfg.get('age_head', 'regression')} head, {cfg['preset']} preset, {cfg['image_size']}px"
+  return f"{cfg['arch']}{pre}, {age_head_label(cfg)} head, {cfg['preset']} preset, {cfg['image_size']}px"
 
 
 def training_curves(runs: dict[str, list[dict]], out: Path) -> Path:

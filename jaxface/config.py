@@ -106,6 +106,8 @@ class Config:
   def __post_init__(self):
     if self.age_head not in AGE_LOSS_WEIGHTS:
       raise ValueError(f"unknown age head {self.age_head!r}; choose one of {AGE_HEADS}")
+    if self.age_loss not in DISTRIBUTION_LOSSES:
+      raise ValueError(f"unknown age loss {self.age_loss!r}; choose one of {DISTRIBUTION_LOSSES}")
     if self.age_loss_weight is None:  # each head's term has its own scale
       self.age_loss_weight = AGE_LOSS_WEIGHTS[self.age_head]
 

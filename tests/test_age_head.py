@@ -48,6 +48,13 @@ def test_mean_variance_loss_by_hand():
     np.testing.assert_allclose(losses.age_term(out, jnp.array([1.0]), sigma, "mean_variance"), [want], rtol=1e-5)
   with pytest.raises(ValueError, match="unknown distribution-head loss"):
     losses.age_term(out, jnp.array([1.0]), 1.0, "sord")
+  # The flag reaches the objective the train step builds; an unknown loss is refused with the config.
+  from jaxface import config
+
+  assert losses.Objective.of(config.make("mobilenet_v2", "cpu", age_loss="mean_variance")).age_loss == "mean_variance"
+  assert losses.Objective.of(config.make("mobilenet_v2", "cpu")).age_loss == "dldl"
+  with pytest.raises(ValueError, match="unknown age loss 'sord'"):
+    config.make("custom", "cpu", age_loss="sord")
 
 
 def test_regression_loss_is_the_squared_error():

@@ -108,6 +108,8 @@ class Config:
       raise ValueError(f"unknown age head {self.age_head!r}; choose one of {AGE_HEADS}")
     if self.age_loss not in DISTRIBUTION_LOSSES:
       raise ValueError(f"unknown age loss {self.age_loss!r}; choose one of {DISTRIBUTION_LOSSES}")
+    if self.age_head == "regression" and self.age_loss != DISTRIBUTION_LOSSES[0]:  # it would be ignored
+      raise ValueError(f"--age-loss {self.age_loss} is a loss of the distribution head; add --age-head distribution")
     if self.age_loss_weight is None:  # each head's term has its own scale
       self.age_loss_weight = AGE_LOSS_WEIGHTS[self.age_head]
 

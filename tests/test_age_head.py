@@ -55,6 +55,8 @@ def test_mean_variance_loss_by_hand():
   assert losses.Objective.of(config.make("mobilenet_v2", "cpu")).age_loss == "dldl"
   with pytest.raises(ValueError, match="unknown age loss 'sord'"):
     config.make("custom", "cpu", age_loss="sord")
+  with pytest.raises(ValueError, match="add --age-head distribution"):
+    config.make("custom", "classic", age_loss="mean_variance")
 
 
 def test_regression_loss_is_the_squared_error():

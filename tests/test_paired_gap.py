@@ -1,12 +1,13 @@
 """experiments/paired_gap.py: the paired gap between two runs' predictions, and its bootstrap interval."""
 
-import csv
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from jaxface.inference import predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("paired_gap", ROOT / "experiments" / "paired_gap.py")
@@ -16,11 +17,12 @@ spec.loader.exec_module(paired_gap)
 
 def write(d: Path, ages, preds, genders, p_female) -> Path:
   d.mkdir()
-  with (d / "predictions_validation.csv").open("w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["file_name", "age", "pred_age", "gender", "p_female", "race"])
-    for i, row in enumerate(zip(ages, preds, genders, p_female, strict=True)):
-      w.writerow([f"{i}.jpg", int(row[0]), f"{row[1]:.3f}", int(row[2]), f"{row[3]:.5f}", 0])
+  cols = {"age": ages, "pred_age": preds, "gender": genders, "p_female": p_female}
+  cols = {k: np.asarray(v, np.float64) for k, v in cols.items()}
+  n = len(cols["age"])
+  predictions.write(
+    d / "predictions_validation.csv", cols | {"file_name": [f"{i}.jpg" for i in range(n)], "race": np.zeros(n)}
+  )
   return d
 
 

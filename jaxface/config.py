@@ -60,7 +60,9 @@ class Config:
   steps_per_call: int = _field(0, "--input device: train steps per jitted call (0: a whole epoch)")
   # model
   pretrained: str | None = _field(None, "converted DIR (python -m jaxface.convert) or a torchvision .safetensors/.pth")
-  hidden: tuple[int, ...] = _field((128,), "hidden widths of each head's dense layers")
+  hidden: tuple[int, ...] = _field(
+    (128,), "hidden widths of each head's dense layers; none (`--hidden` alone): linear heads"
+  )
   dropout: float = _field(0.3, "dropout after each hidden layer of the heads")
   widths: dict | None = _field(None, 'custom only, as JSON: {"trunk": [3 ints], "branch": [3 ints]}')
   dtype: str = _field("float32", "compute dtype; parameters stay float32", choices=DTYPES)
@@ -205,8 +207,8 @@ def _flag_type(field: dataclasses.Field) -> dict:
   kind = args[0]
   if kind is bool:
     return {"action": argparse.BooleanOptionalAction}
-  if typing.get_origin(kind) is tuple:
-    return {"type": int, "nargs": "+", "metavar": "N"}
+  if typing.get_origin(kind) is tuple:  # "*": `--hidden` alone is an empty tuple (linear heads)
+    return {"type": int, "nargs": "*", "metavar": "N"}
   if kind is dict:
     return {"type": _json_object, "metavar": "JSON"}
   return {"type": kind}

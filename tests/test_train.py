@@ -1,5 +1,6 @@
 """The trainer end to end on the tiny generated archive ("runlocal")."""
 
+import argparse
 import dataclasses
 import json
 import os
@@ -15,8 +16,8 @@ from conftest import TINY_WIDTHS as TINY
 from conftest import restored_params, tiny_cfg
 
 from jaxface import config as config_lib
+from jaxface import models, xla_options
 from jaxface import train as train_cli
-from jaxface import xla_options
 from jaxface.training import losses, trainer
 
 
@@ -134,6 +135,17 @@ def test_presets_fill_and_flags_win():
   assert (classic.age_loss_weight, classic.gender_loss_weight) == (0.1, 1.0)
   with pytest.raises(ValueError, match="unknown preset"):
     config_lib.make("custom", "gpu")
+
+
+def test_hidden_flag_alone_gives_linear_heads():
+  """``--hidden`` with no widths is an empty tuple: each head is one linear layer over the features."""
+  parser = argparse.ArgumentParser()
+  config_lib.add_flags(parser)
+  cfg = config_lib.from_flags(parser.parse_args(["--arch", "mobilenet_v2", "--preset", "cpu", "--hidden"]))
+  assert cfg.hidden == () and config_lib.Config.from_dict(json.loads(cfg.to_json())).hidden == ()
+  model = models.get_model("mobilenet_v2", image_size=32, hidden=cfg.hidden, age_head=cfg.age_head)
+  assert len(model.heads.age.layers) == 0 and model.heads.age.out.kernel.shape == (1280, 117)
+  assert config_lib.make("mobilenet_v2", "cpu").hidden == (128,)
 
 
 def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):

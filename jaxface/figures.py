@@ -24,9 +24,11 @@ from jaxface.inference import predictions  # noqa: E402
 
 
 def age_head_label(cfg: dict) -> str:
-  """A run's age head as written in plots and the README's table: its loss too, where it is not the default."""
+  """A run's age head as written in plots and the README's table: its loss and linear heads too, where not default."""
   head = cfg.get("age_head", "regression")  # configs before the distribution head: regression
-  return f"{head} (mean-variance)" if head == "distribution" and cfg.get("age_loss") == "mean_variance" else head
+  notes = ["mean-variance"] if head == "distribution" and cfg.get("age_loss") == "mean_variance" else []
+  notes += ["linear"] if cfg.get("hidden") == [] else []  # `--hidden` alone: no hidden layer
+  return f"{head} ({', '.join(notes)})" if notes else head
 
 
 def _label(workdir: Path) -> str:

@@ -166,10 +166,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         ),
         # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the
         # depthwise convs as shifted multiply-adds make that affordable on a CPU). The backbone at
-        # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 34-38 min on 2 cores.
-        # The distribution age head: validation MAE 5.41 against regression's 5.59 (5.39 and 5.57 at --seed 1);
+        # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 27-38 min on 2 cores.
+        # The distribution age head: validation MAE 5.41 against regression's 5.59 (5.39 and 5.57 at --seed 1, 5.36
+        # and 5.57 at --seed 2); linear heads (--hidden alone): 5.44;
         # --age-sigma 1 or 3 did worse (5.50, 5.53); 16 epochs (41 min) helped both heads alike (5.36 and
-        # 5.55); --age-loss mean_variance gave 5.30 at seed 0 but 5.45 at seed 1 (experiments/README).
+        # 5.55); --age-loss mean_variance gave 5.30 at seed 0 but 5.45 and 5.47 at seeds 1 and 2 (experiments/README).
         "mobilenet_v2": dict(
             image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution",

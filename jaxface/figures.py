@@ -21,12 +21,14 @@ import numpy as np  # noqa: E402
 from jaxface import files, metrics  # noqa: E402
 from jaxface.data import labels as labels_lib  # noqa: E402
 from jaxface.inference import predictions  # noqa: E402
+from jaxface.training.losses import DISTRIBUTION_LOSSES  # noqa: E402
 
 
 def age_head_label(cfg: dict) -> str:
   """A run's age head as written in plots and the README's table: its loss and linear heads too, where not default."""
   head = cfg.get("age_head", "regression")  # configs before the distribution head: regression
-  notes = ["mean-variance"] if head == "distribution" and cfg.get("age_loss") == "mean_variance" else []
+  loss = cfg.get("age_loss", DISTRIBUTION_LOSSES[0])  # configs before --age-loss: the default
+  notes = [loss.replace("_", "-")] if loss != DISTRIBUTION_LOSSES[0] else []
   notes += ["linear"] if cfg.get("hidden") == [] else []  # `--hidden` alone: no hidden layer
   return f"{head} ({', '.join(notes)})" if notes else head
 

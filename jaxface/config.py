@@ -59,7 +59,11 @@ class Config:
   )
   steps_per_call: int = _field(0, "--input device: train steps per jitted call (0: a whole epoch)")
   # model
-  pretrained: str | None = _field(None, "converted DIR (python -m jaxface.convert) or a torchvision .safetensors/.pth")
+  pretrained: str | None = _field(
+    None,
+    "the backbone's start: a converted DIR (python -m jaxface.convert), a torchvision .safetensors/.pth, or "
+    "'released' for the arch's published weights (downloaded once, digest-checked)",
+  )
   hidden: tuple[int, ...] = _field(
     (128,), "hidden widths of each head's dense layers; none (`--hidden` alone): linear heads"
   )
@@ -174,6 +178,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         "mobilenet_v2": dict(
             image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution",
+        ),
+        # Cydral's released age and gender networks (face-pretrained, 64 px chips) under new heads.
+        "cydral": dict(
+            image_size=64, epochs=30, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
+            age_head="distribution", pretrained="released",
         ),
         # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),

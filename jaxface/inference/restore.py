@@ -10,7 +10,7 @@ from flax import nnx
 
 from jaxface.config import Config
 from jaxface.inference.names import CHECKPOINTS
-from jaxface.models import DTYPES, get_model
+from jaxface.models import DTYPES, get_model, mode
 from jaxface.training.checkpoint import Checkpointer
 
 
@@ -31,7 +31,7 @@ def abstract_model(cfg: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
       widths=cfg.widths, age_head=cfg.age_head,
     )
   )  # fmt: skip
-  return nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, nnx.BatchStat)
+  return nnx.split(mode(model, train=False), nnx.Param, nnx.BatchStat)
 
 
 def load(workdir: str | Path, which: str = "best", device: jax.Device | None = None) -> Restored:

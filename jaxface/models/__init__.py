@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxface.models.custom import CustomCNN
+from jaxface.models.dlib_resnet import Cydral, CydralReleased
 from jaxface.models.heads import AGE_HEADS, PretrainedNet
 from jaxface.models.mobilenet import MobileNetV2
 from jaxface.models.resnet import ResNet50
@@ -18,21 +19,36 @@ __all__ = [
   "BACKBONES",
   "DTYPES",
   "CustomCNN",
+  "Cydral",
+  "CydralReleased",
   "MobileNetV2",
   "PretrainedNet",
+  "RELEASED",
   "ResNet50",
   "get_model",
   "imagenet_normalised",
+  "mode",
 ]
 
-ARCHS = ("custom", "resnet50", "mobilenet_v2")
+ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral")  # the trainable ones
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes; parameters stay float32
-BACKBONES = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
+TORCHVISION = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
+BACKBONES = TORCHVISION | {"cydral": Cydral}  # pretrained backbones under new heads
+# Released networks with their own heads, as published: evaluated and used, never trained (python -m jaxface.convert
+# --released makes a workdir of one).
+RELEASED = {"cydral_released": CydralReleased}
 
 
 def imagenet_normalised(arch: str) -> bool:
-  """Whether the arch expects ImageNet mean/std normalised input (the torchvision backbones)."""
-  return arch in BACKBONES
+  """Whether the arch expects ImageNet mean/std normalised input (the torchvision backbones; the others take [0, 1]
+  images and normalise them as their weights expect)."""
+  return arch in TORCHVISION
+
+
+def mode(model: nnx.Module, *, train: bool) -> nnx.Module:
+  """The training (dropout on, batch statistics from the batch) or evaluation view of ``model``; a model without
+  dropout or batch norm (the dlib networks have neither) is the same in both."""
+  return nnx.view(model, deterministic=not train, use_running_average=not train, raise_if_not_found=False)
 
 
 def get_model(
@@ -55,4 +71,6 @@ def get_model(
   if arch in BACKBONES:
     backbone = BACKBONES[arch](dtype=dtype, rngs=rngs)
     return PretrainedNet(backbone, backbone.num_features, hidden, dropout, age_head=age_head, dtype=dtype, rngs=rngs)
-  raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+  if arch in RELEASED:
+    return RELEASED[arch](dtype=dtype, rngs=rngs)
+  raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS + tuple(RELEASED)}")

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxface import weights
+from jaxface import cydral, models, weights
 from jaxface.config import Config
 from jaxface.data import augment
-from jaxface.models import BACKBONES, DTYPES, get_model, imagenet_normalised
+from jaxface.models import BACKBONES, DTYPES, TORCHVISION, get_model, imagenet_normalised
 from jaxface.training import losses, optimizer
 
 # (batch["image"], augmentation key or None) -> the model's input.
@@ -42,10 +42,8 @@ def image_inputs(imagenet_norm: bool, quality: float = 0.0) -> Inputs:
 
 def split(model: nnx.Module, inputs: Inputs) -> tuple[ModelDef, nnx.State, nnx.State]:
   """(ModelDef, params, batch_stats) of a live model."""
-  train_g, params, batch_stats = nnx.split(
-    nnx.view(model, deterministic=False, use_running_average=False), nnx.Param, nnx.BatchStat
-  )
-  eval_g, _, _ = nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, nnx.BatchStat)
+  train_g, params, batch_stats = nnx.split(models.mode(model, train=True), nnx.Param, nnx.BatchStat)
+  eval_g, _, _ = nnx.split(models.mode(model, train=False), nnx.Param, nnx.BatchStat)
   return ModelDef(train_g, eval_g, inputs), params, batch_stats
 
 
@@ -57,10 +55,23 @@ def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
   )  # fmt: skip
   if cfg.pretrained:
     if not hasattr(model, "backbone"):
-      raise ValueError(f"--pretrained applies to the torchvision backbones, not to arch {cfg.arch!r}")
-    weights.load_backbone(model.backbone, weights.read_pretrained(cfg.pretrained), source=cfg.pretrained)
-    logging.info("Backbone loaded from %s (heads start fresh)", cfg.pretrained)
+      raise ValueError(
+        f"--pretrained applies to the pretrained backbones {sorted(BACKBONES)}, not to arch {cfg.arch!r}"
+      )
+    source = released_weights(cfg.arch) if cfg.pretrained == RELEASED_WEIGHTS else cfg.pretrained
+    weights.load_backbone(model.backbone, weights.read_pretrained(source), source=str(source))
+    logging.info("Backbone loaded from %s (heads start fresh)", source)
   return split(model, image_inputs(imagenet_normalised(cfg.arch), cfg.augment_quality))
+
+
+RELEASED_WEIGHTS = "released"  # --pretrained released: the arch's published weights, fetched (digest-checked) once
+
+
+def released_weights(arch: str):
+  """The published weights of ``arch``'s backbone: downloaded and checked on first use, then cached."""
+  if arch in TORCHVISION:
+    return weights.download_torchvision(arch)
+  return cydral.cached_backbone()
 
 
 def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransformation:

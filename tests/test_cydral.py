@@ -13,8 +13,8 @@ from conftest import real_data_or_skip
 from flax import nnx
 from PIL import Image
 
-from jaxface import cydral, weights
 from jaxface import convert as convert_cli
+from jaxface import cydral, weights
 from jaxface.models import dlib_resnet
 
 
@@ -110,9 +110,9 @@ def test_the_released_heads_label_the_astronaut_with_no_training(tmp_path, wheel
 
 def test_cydral_fine_tunes_from_the_released_weights(tmp_path, wheel, fake_archive, tfds_dir):
   """A short run of --arch cydral from the converted backbone: it starts from those weights and trains them."""
+  from conftest import restored_params
   from test_train_archs import nnx_flat
 
-  from conftest import restored_params
   from jaxface import config as config_lib
   from jaxface.training import trainer
 

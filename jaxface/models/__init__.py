@@ -9,6 +9,7 @@ from flax import nnx
 
 from jaxface.models.custom import CustomCNN
 from jaxface.models.dlib_resnet import Cydral, CydralReleased
+from jaxface.models.faceres import FaceRes, FaceResReleased
 from jaxface.models.heads import AGE_HEADS, PretrainedNet
 from jaxface.models.mobilenet import MobileNetV2
 from jaxface.models.resnet import ResNet50
@@ -21,6 +22,8 @@ __all__ = [
   "CustomCNN",
   "Cydral",
   "CydralReleased",
+  "FaceRes",
+  "FaceResReleased",
   "MobileNetV2",
   "PretrainedNet",
   "RELEASED",
@@ -30,13 +33,13 @@ __all__ = [
   "mode",
 ]
 
-ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral")  # the trainable ones
+ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral", "faceres")  # the trainable ones
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes; parameters stay float32
 TORCHVISION = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
-BACKBONES = TORCHVISION | {"cydral": Cydral}  # pretrained backbones under new heads
+BACKBONES = TORCHVISION | {"cydral": Cydral, "faceres": FaceRes}  # pretrained backbones under new heads
 # Released networks with their own heads, as published: evaluated and used, never trained (python -m jaxface.convert
 # --released makes a workdir of one).
-RELEASED = {"cydral_released": CydralReleased}
+RELEASED = {"cydral_released": CydralReleased, "faceres_released": FaceResReleased}
 
 
 def imagenet_normalised(arch: str) -> bool:

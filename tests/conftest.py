@@ -61,6 +61,24 @@ def real_data() -> str:
   return real_data_or_skip()
 
 
+def real_photos(n: int) -> list:
+  """``n`` UTKFace crops spread over the ages (every few hundredth file, in name order) where JAXFACE_DATA is set;
+  else the skimage photos (the astronaut, the coffee cup, the cat), with a warning: RGB PIL images."""
+  import io
+
+  from PIL import Image
+
+  if REAL_DATA and Path(REAL_DATA).exists():
+    from jaxface.data import source as source_lib
+
+    files = list(source_lib.iter_files(source_lib.locate(REAL_DATA)))
+    return [Image.open(io.BytesIO(data)).convert("RGB") for _, data in files[:: max(len(files) // n, 1)][:n]]
+  from skimage import data
+
+  warnings.warn("JAXFACE_DATA not set: real-photo tests use skimage's photos instead of faces", stacklevel=2)
+  return [Image.fromarray(getattr(data, k)()).convert("RGB") for k in ("astronaut", "coffee", "chelsea")][:n]
+
+
 SHARED = Path(os.environ.get("JAXFACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 

@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import real_data_or_skip
+from conftest import real_photos
 from flax import nnx
 from PIL import Image
 
@@ -42,19 +42,8 @@ def released(graphs):
 
 
 def real_faces(size: int) -> np.ndarray:
-  """UTKFace crops when JAXFACE_DATA is set (24 of them, ages 1 to 80s), else the astronaut's and the coffee cup's
-  photos squared; uint8 (N, size, size, 3)."""
-  from skimage import data
-
-  photos = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee()), Image.fromarray(data.chelsea())]
-  try:
-    from jaxface.data import source as source_lib
-
-    records, _ = source_lib.scan(source_lib.locate(real_data_or_skip()))
-    photos = [source_lib.to_rgb(Image.open(__import__("io").BytesIO(r.data))) for r in records[::900][:24]]
-  except pytest.skip.Exception:
-    pass  # the skimage photos only: the port's arithmetic, not its meaning, is under test here
-  return np.stack([np.asarray(p.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for p in photos])
+  """Real faces (conftest.real_photos), uint8 (N, size, size, 3)."""
+  return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BILINEAR)) for p in real_photos(24)])
 
 
 def onnx_probs(graph: bytes, chips: np.ndarray) -> np.ndarray:
@@ -79,8 +68,8 @@ def test_the_port_equals_onnxruntime_on_real_faces(graphs, released):
 def test_conversion_from_the_wheel_and_the_folder_agree_and_a_wrong_digest_is_refused(tmp_path, wheel, graphs):
   folder = tmp_path / "models"
   folder.mkdir()
-  for member, _ in cydral.GRAPHS.values():
-    (folder / member.rsplit("/", 1)[1]).write_bytes(graphs["age" if "age" in member else "gender"])
+  for net, (member, _) in cydral.GRAPHS.items():
+    (folder / member.rsplit("/", 1)[1]).write_bytes(graphs[net])
   a, b = cydral.to_flat(graphs), cydral.to_flat(cydral.graph_bytes(folder))
   assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
   assert len(cydral.backbone_only(a)) == len(a) - 4  # the two released output layers, kernel and bias

@@ -107,6 +107,18 @@ def test_custom_subset_config(tmp_path, fake_archive):
   assert b.as_data_source("train")[0]["image"].shape == (16, 16, 3)
 
 
+def test_a_split_larger_than_tfds_in_memory_shuffle_builds_without_tensorflow(tmp_path, fake_archive, monkeypatch):
+  """Past its memory limit TFDS's shuffler writes buckets through tf.io.gfile (TensorFlow); prepare keeps the split in
+  memory instead, in the same order (full at 224 px once failed so). The limit is made tiny here to reach it."""
+  from tensorflow_datasets.core import shuffle
+
+  small = prepare.prepare(str(fake_archive[0]), "full", 16, tmp_path / "a")
+  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+  spilled = prepare.prepare(str(fake_archive[0]), "full", 16, tmp_path / "b")
+  a, b = small.as_data_source("train"), spilled.as_data_source("train")
+  assert len(a) == len(b) and [a[i]["file_name"] for i in range(len(a))] == [b[i]["file_name"] for i in range(len(b))]
+
+
 def test_train_epoch_yields_each_example_once(fake_full):
   b, _ = fake_full
   src = b.as_data_source("train")  # 55 examples

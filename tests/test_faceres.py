@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 import tfjs_reference
-from conftest import real_data_or_skip, shared_file_or_skip
+from conftest import real_photos, shared_file_or_skip
 from flax import nnx
 from PIL import Image
 
@@ -30,21 +30,9 @@ def model_files(folder):
 
 
 def faces(n: int) -> np.ndarray:
-  """UTKFace crops where JAXFACE_DATA is set, else the astronaut and the coffee photo; [0, 1] at 224 px."""
-  import io
-
-  from skimage import data
-
-  photos = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())]
-  try:
-    from jaxface.data import source as source_lib
-
-    records, _ = source_lib.scan(source_lib.locate(real_data_or_skip()))
-    photos = [Image.open(io.BytesIO(r.data)) for r in records[::5000][:n]]
-  except pytest.skip.Exception:
-    pass
+  """Real faces (conftest.real_photos), uint8 at the released input size."""
   size = faceres_model.SIZE
-  return np.stack([np.asarray(p.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)) for p in photos[:n]])
+  return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BILINEAR)) for p in real_photos(n)])
 
 
 def test_the_port_equals_a_float64_reading_of_the_graph_on_real_faces(model_files):

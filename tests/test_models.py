@@ -8,14 +8,14 @@ from flax import nnx
 
 from jaxface import config as config_lib
 from jaxface import depthwise
-from jaxface.models import get_model
+from jaxface.models import get_model, mode
 from jaxface.training import steps
 
 
 def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
   # XLA counts the convolution's multiply-adds, not those of the CPU's shifted form (the same arithmetic)
   model = depthwise.set_impl(get_model(arch, image_size=size), "grouped")
-  g, params, batch_stats = nnx.split(nnx.view(model, deterministic=True, use_running_average=True), nnx.Param, ...)
+  g, params, batch_stats = nnx.split(mode(model, train=False), nnx.Param, ...)
   f = jax.jit(lambda p, r, x: nnx.merge(g, p, r)(x))
   cost = f.lower(params, batch_stats, jnp.zeros((1, size, size, 3))).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
@@ -23,7 +23,14 @@ def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
 
 
 @pytest.mark.parametrize(
-  "arch, mparams, gflops", [("custom", 0.94, 0.55), ("mobilenet_v2", 2.55, 0.20), ("resnet50", 24.03, 2.55)]
+  "arch, mparams, gflops",
+  [
+    ("custom", 0.94, 0.55),
+    ("mobilenet_v2", 2.55, 0.20),
+    ("resnet50", 24.03, 2.55),
+    ("cydral", 2.87, 0.62),
+    ("faceres", 3.53, 0.37),
+  ],  # fmt: skip
 )
 def test_sizes_as_documented(arch, mparams, gflops):
   """The README's models table and custom.py's docstring state these figures (128 px, forward)."""

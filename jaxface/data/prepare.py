@@ -10,9 +10,12 @@ import shutil
 from pathlib import Path
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from jaxface.data import source as source_lib
 from jaxface.data.utk_face import Builder, make_config
+
+IN_MEMORY_SHUFFLE = 1 << 40  # bytes: no spill to disk, ever
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -108,6 +111,10 @@ def _build(b: Builder, data, config: str, image_size: int, tfds_dir, rebuild: bo
     shutil.rmtree(leftover, ignore_errors=True)
   logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
   b = builder(config, image_size, tfds_dir, source=path)
+  # TFDS's shuffler spills a split past 1 GB to bucket files written through tf.io.gfile, i.e. TensorFlow, which is
+  # not installed (`full` at 224 px failed so). The order it writes is the same either way (sorted by key hash), so
+  # the split stays in memory instead: its pixels must fit (`full` at 224 px, 17k train faces: 2.6 GB).
+  tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE)
   mode = (
     tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if rebuild else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   )

@@ -92,7 +92,7 @@ def faceres_peer(weights_dir: str):
   from jaxface import weights
   from jaxface.models import faceres as faceres_model
 
-  model = faceres_model.FaceResReleased(rngs=nnx.Rngs(0))
+  model = faceres_model.FaceResReleased(bgr=False, rngs=nnx.Rngs(0))  # human feeds RGB
   weights.load_backbone(model, faceres_lib.to_flat(faceres_lib.model_files(weights_dir)), weights_dir)
 
   @jax.jit

@@ -184,6 +184,12 @@ PRESETS: dict[str, dict[str, dict]] = {
             image_size=64, epochs=30, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution", pretrained="released",
         ),
+        # HSE FaceRes (face-pretrained MobileNet-v1, released at 224 px) under new heads, at 160 px: its train step
+        # runs at about twice the images/s of 224 px (benchmarks/results/train_jax_cpu_face.json), so 8 epochs fit.
+        "faceres": dict(
+            image_size=160, epochs=8, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
+            age_head="distribution", pretrained="released",
+        ),
         # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },

@@ -40,7 +40,7 @@ def test_the_port_equals_a_float64_reading_of_the_graph_on_real_faces(model_file
   model = faceres_model.FaceResReleased(rngs=nnx.Rngs(0))
   weights.load_backbone(model, faceres.to_flat(model_files), "faceres")
   x = faces(2)
-  ref = tfjs_reference.run(nodes, w, x.astype(np.float64))  # the graph takes pixels 0..255
+  ref = tfjs_reference.run(nodes, w, x[..., ::-1].astype(np.float64))  # the graph takes pixels 0..255; the port BGR
   x = x.astype(np.float32) / 255.0
   feats = model.net(x)
   np.testing.assert_allclose(np.asarray(model.net.descriptor(x)), ref["global_pooling/Mean"], atol=1e-4, rtol=1e-4)

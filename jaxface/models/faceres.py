@@ -7,8 +7,11 @@ then its batch norm as a scale and a shift; 1x1 pointwise with the batch norm
 folded into kernel and bias), every activation ReLU6, TensorFlow's "SAME"
 padding; global average pooling (the 1024-d descriptor), ``feats`` (256, ReLU),
 then ``age_pred`` (softmax over ages 0..99) and ``gender_pred`` (sigmoid:
-P(male)). Input: RGB pixels 0..255 at 224x224, as ``human`` feeds it; the
-modules take [0, 1] images and scale them.
+P(male)). Input: pixels 0..255 at 224x224; the modules take [0, 1] RGB images
+and scale them. ``human`` feeds RGB, but the network reads faces better in BGR
+order (OpenCV's, which its training presumably used; zero-shot age and gender
+in each order: experiments/results/faceres_input.json), so the port flips the
+channels unless made with ``bgr=False``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class FaceRes(nnx.Module):
 
   num_features = 256
 
-  def __init__(self, *, dtype=None, rngs: nnx.Rngs):
+  def __init__(self, *, bgr: bool = True, dtype=None, rngs: nnx.Rngs):
+    self.bgr = bgr
     self.conv1 = nnx.Conv(3, 32, (3, 3), (2, 2), padding="SAME", dtype=dtype, rngs=rngs)
     cins = (32, *(c for c, _ in BLOCKS[:-1]))
     self.blocks = nnx.List(
@@ -52,6 +56,7 @@ class FaceRes(nnx.Module):
     self.feats = nnx.Linear(1024, self.num_features, dtype=dtype, rngs=rngs)
 
   def descriptor(self, x: jax.Array) -> jax.Array:
+    x = x[..., ::-1] if self.bgr else x
     x = jax.nn.relu6(self.conv1(x.astype(jnp.float32) * 255.0))
     for block in self.blocks:
       x = block(x)
@@ -68,8 +73,8 @@ class FaceResReleased(nnx.Module):
   minus its P(male) logit.
   """
 
-  def __init__(self, *, dtype=None, rngs: nnx.Rngs):
-    self.net = FaceRes(dtype=dtype, rngs=rngs)
+  def __init__(self, *, bgr: bool = True, dtype=None, rngs: nnx.Rngs):
+    self.net = FaceRes(bgr=bgr, dtype=dtype, rngs=rngs)
     self.age_pred = nnx.Linear(FaceRes.num_features, 100, dtype=dtype, rngs=rngs)
     self.gender_pred = nnx.Linear(FaceRes.num_features, 1, dtype=dtype, rngs=rngs)
 

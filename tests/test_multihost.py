@@ -97,10 +97,13 @@ def final_params(workdir: Path) -> dict:
 
 
 def assert_same_params(a: Path, b: Path) -> None:
-  """Equal to float tolerance, but for the biases of the convolutions that feed a batch-norm.
+  """Equal to within a tenth of one Adam step (lr 1e-3), but for the biases of the convolutions that feed a batch-norm.
 
   Their true gradient is 0 (the batch-norm takes the mean out), so what they get is rounding noise,
   which differs with the order of the cross-device sum; Adam scales any gradient to a step of ~lr.
+  The other weights' gradients round differently too, and Adam can turn that into a fraction of a step
+  (1.1e-5 seen on an AVX2 host, over the 1e-5 that held on AVX-512 ones); a shard read twice or not at
+  all would move them by whole steps.
   """
   import jax
 
@@ -110,7 +113,7 @@ def assert_same_params(a: Path, b: Path) -> None:
     name = jax.tree_util.keystr(path)
     if "conv" in name and "bias" in name:
       continue
-    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-4, err_msg=name)
     compared += np.size(x)
   assert compared > 5000  # the custom CNN's weights, heads included
 

@@ -88,7 +88,6 @@ class AgeNet(nnx.Module):
   """[0, 1] images (B, H, W, 3) -> pooled features (B, 256); ``logits`` adds the released 81-way age layer."""
 
   num_features = 256
-  WIDTHS = (64, 128, 256)
 
   def __init__(self, *, classifier: bool = False, dtype=None, rngs: nnx.Rngs):
     self.stem = ConvAffine(3, 64, 7, 2, "VALID", dtype=dtype, rngs=rngs)
@@ -168,7 +167,6 @@ class CydralReleased(nnx.Module):
     self.gender = GenderNet(classifier=True, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-    age = jax.nn.log_softmax(self.age.logits(x).astype(jnp.float32))
-    age = jnp.pad(age, ((0, 0), (0, heads.AGES - age.shape[-1])), constant_values=-1e9)
+    age = heads.released_age_logits(self.age.logits(x))
     g = self.gender.logits(gender_chip(x)).astype(jnp.float32)
     return heads.age_outputs(age, "distribution") | {"gender_logit": g[:, 0] - g[:, 1]}

@@ -80,6 +80,5 @@ class FaceResReleased(nnx.Module):
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
     f = self.net(x)
-    age = jax.nn.log_softmax(self.age_pred(f).astype(jnp.float32))
-    age = jnp.pad(age, ((0, 0), (0, heads.AGES - age.shape[-1])), constant_values=-1e9)
+    age = heads.released_age_logits(self.age_pred(f))
     return heads.age_outputs(age, "distribution") | {"gender_logit": -self.gender_pred(f)[:, 0].astype(jnp.float32)}

@@ -49,6 +49,12 @@ def expectation_and_spread(probs: jax.Array) -> tuple[jax.Array, jax.Array]:
   return mean, jnp.sqrt(jnp.maximum(var, 0.0))
 
 
+def released_age_logits(logits: jax.Array) -> jax.Array:
+  """A released network's logits over ages 0..n-1 -> logits over ``AGES`` (class k is age k; none above n-1)."""
+  age = jax.nn.log_softmax(logits.astype(jnp.float32))
+  return jnp.pad(age, ((0, 0), (0, AGES - age.shape[-1])), constant_values=-1e9)
+
+
 def age_outputs(raw: jax.Array, age_head: str) -> dict[str, jax.Array]:
   """The age head's raw outputs (B, units) -> {'age'} or {'age', 'age_logits'}."""
   raw = raw.astype(jnp.float32)

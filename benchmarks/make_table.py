@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from jaxface.provenance import short_commit  # noqa: E402  (stdlib only)
+
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
 
 
@@ -24,6 +28,12 @@ def _load() -> list[tuple[dict, dict, str]]:
     for r in data.get("rows", []):
       out.append((data, r, path.name))
   return out
+
+
+def _file(name: str) -> str:
+  """A result file's name and the commit its numbers come from."""
+  commit = json.loads((HERE / "results" / name).read_text()).get("git_commit")
+  return f"{name} (`{short_commit(commit)}`)" if commit else f"{name} (commit not recorded)"
 
 
 def _kind(device: str) -> str:
@@ -46,7 +56,7 @@ def _input_pipeline() -> list[str]:
     d = json.loads(path.read_text())
     lines.append(
       f"| {d['machine']['cpu_count']} cores | {d['dataset']} {d['split']} | {d['batch_size']} | {d['threads']}"
-      f" | {d['host_images_per_s']:.0f} {_spread(d, 'host')} | {d['full_images_per_s']:.0f} {_spread(d, 'full')} | {path.name} |"
+      f" | {d['host_images_per_s']:.0f} {_spread(d, 'host')} | {d['full_images_per_s']:.0f} {_spread(d, 'full')} | {_file(path.name)} |"
     )
   if not lines:
     return []
@@ -64,12 +74,12 @@ def _xla_cpu_flags(rows: list[tuple[dict, dict, str]]) -> list[str]:
       continue
     where = f"{m['host']['cpu']} ({m['host']['cpu_count']} cores)"
     if "error" in r:
-      lines.append(f"| {where} | {r['flag_set']} | {r['arch']} | failed (exit {r['exit_code']}) | – | – | {f} |")
+      lines.append(f"| {where} | {r['flag_set']} | {r['arch']} | failed (exit {r['exit_code']}) | – | – | {_file(f)} |")
       continue
     diff = r.get("loss_last_rel_diff")
     lines.append(
       f"| {where} | {r['flag_set']} | {r['arch']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('speedup_vs_default'), 2)}x"
-      f" | {'–' if diff is None else f'{100 * diff:.2f}%'} | {f} |"
+      f" | {'–' if diff is None else f'{100 * diff:.2f}%'} | {_file(f)} |"
     )
   if not lines:
     return []
@@ -96,7 +106,7 @@ def _end_to_end() -> list[str]:
       lines.append(
         f"| {where} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['mode']}, {r['epochs']} epochs | {_fmt(r['images_per_s'])}"
         f" | {_fmt(step[r['arch']]['images_per_s'])} | {r['vs_step_only']:.2f}x | {_fmt(c.get('images_per_s'), 0)}"
-        f" | {_fmt(c.get('call_ms_median'), 2)} | {path.name} |"
+        f" | {_fmt(c.get('call_ms_median'), 2)} | {_file(path.name)} |"
       )
   if not lines:
     return []
@@ -127,7 +137,7 @@ def _depthwise() -> list[str]:
         if x["part"] == "layer" and x["impl"] == "shifted" and (x["stride"], x["pass"]) == (r["stride"], r["pass"])
       )
       layer.append(
-        f"| {where} | {r['stride']} | {r['pass']} | {r['ms_median']:.1f} | {sh['ms_median']:.1f} | {r['ms_median'] / sh['ms_median']:.1f}x | {path.name} |"
+        f"| {where} | {r['stride']} | {r['pass']} | {r['ms_median']:.1f} | {sh['ms_median']:.1f} | {r['ms_median'] / sh['ms_median']:.1f}x | {_file(path.name)} |"
       )
     for r in (r for r in rows if r["part"] != "layer" and r.get("depthwise") == "grouped"):
       same = lambda x, r=r: x["part"] == r["part"] and x["batch"] == r["batch"]  # noqa: E731
@@ -136,7 +146,7 @@ def _depthwise() -> list[str]:
       ratio = f"{sh['images_per_s'] / peer['images_per_s']:.2f}x" if peer else "–"
       model.append(
         f"| {where} | {r['part'].replace('_', ' ')} | {r['batch']} | {_fmt(r['images_per_s'])} | {_fmt(sh['images_per_s'])}"
-        f" | {_fmt(peer and peer['images_per_s'])} | {ratio} | {path.name} |"
+        f" | {_fmt(peer and peer['images_per_s'])} | {ratio} | {_file(path.name)} |"
       )
   if not layer:
     return []
@@ -161,7 +171,7 @@ def _serve() -> list[str]:
       lines.append(
         f"| {where} | {d['arch']} {d['image_size']} px | {r['request']} | {r['batching']} | {r['clients']} | {r['requests']}"
         f" | {r['failures']} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_fmt(r['latency_p50_ms'])}"
-        f" | {_fmt(r['latency_p99_ms'])} | {_fmt(r['faces_per_call'], 2)} | {path.name} |"
+        f" | {_fmt(r['latency_p99_ms'])} | {_fmt(r['faces_per_call'], 2)} | {_file(path.name)} |"
       )
     lines.append(
       f"| | | | on / off, faces/s: | | | | | photo {d['ratios']['photo_faces_per_s_on_vs_off']:.2f}x, crop "
@@ -191,7 +201,7 @@ def _detector() -> list[str]:
       f"| {where} | {r['detector']} | {r['photos']} / {r['faces']} | {r['recall']:.3f} | {r['false_positives_per_photo']:.3f}"
       f" | {_fmt(r['batch1_faces_per_s'])} | {_fmt(r['batched_faces_per_s'])} | {r['end_to_end_faces']}"
       f" | {r['end_to_end_age_mae']:.2f} | {r['no_detect_age_mae_same_faces']:.2f}"
-      f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {path.name} |"
+      f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {_file(path.name)} |"
     )
   real = ", ".join(f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", []))
   return [
@@ -236,7 +246,7 @@ def tables() -> str:
         (pm, pr, pf) for pm, pr, pf in torch_rows
         if (pr["arch"], pr["batch"], pr["image_size"], pr["dtype"], _kind(pr["device"])) + ((pr.get("threads"),) if bench == "inference" else ()) == key
       ]  # fmt: skip
-      files = ", ".join(sorted({f, *(pf for _, _, pf in peers)}))
+      files = ", ".join(_file(x) for x in sorted({f, *(pf for _, _, pf in peers)}))
       if bench == "train_throughput":
         eager = max((pr["images_per_s"] for _, pr, _ in peers if not pr.get("compile")), default=None)
         comp = max((pr["images_per_s"] for _, pr, _ in peers if pr.get("compile")), default=None)

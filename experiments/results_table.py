@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from jaxface.figures import age_head_label  # noqa: E402
+from jaxface.provenance import short_commit  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 PEERS = ROOT / "benchmarks" / "results" / "peers"
@@ -49,7 +50,7 @@ def peer_rows() -> list[str]:
     out.append(
       f"| peers | {PEER_NAMES.get(r['peer'], r['peer'])} | as released | released, no training |"
       f" {r['dataset']} / {r['split']} (n={r['n']}) | {mae} | {r['cs5']:.3f} | {100 * r['gender_acc']:.1f}% | — |"
-      f" {_device(r)} | — | `{r['git_commit'][:10]}` | [{rel}]({rel}) |"
+      f" {_device(r)} | — | `{short_commit(r['git_commit'])}` | [{rel}]({rel}) |"
     )
   return out
 
@@ -81,7 +82,7 @@ def rows() -> list[str]:
       f"| {d.parent.name} | {model}{tta} | {'as released' if released else age_head_label(cfg)} |"
       f" {cfg['preset']}, {cfg['image_size']} px, {0 if released else run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
       f" | {interval} | {device}"
-      f" | {wall} | `{(ev if released else run)['git_commit'][:10]}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
+      f" | {wall} | `{short_commit((ev if released else run)['git_commit'])}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
     )
   return out
 

@@ -20,6 +20,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
   g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a free port, on every process")
   g.add_argument("--num-processes", type=int, metavar="N", help="with --coordinator: how many processes in all")
   g.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: this process, 0..N-1")
+  g.add_argument(
+    "--stall-timeout", type=float, default=1800, metavar="S",
+    help="with several processes: stop every process when a run makes no progress for S seconds (a collective that "
+    "one process never joined), instead of waiting for ever; 0: never (default %(default)s)",
+  )  # fmt: skip
 
 
 def initialize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:

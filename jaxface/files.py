@@ -1,17 +1,39 @@
-"""Writing result files so that a kill never leaves one half-written: write a temporary file, then rename."""
+"""Writing result files so that a kill or a power cut never leaves one half-written: a temporary file, synced,
+then renamed, and the rename synced."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
   path = Path(path)
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share one
-  tmp.write_bytes(data)
-  os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
+  # A unique name (not the PID, which a container reuses after a kill): two writers never share one.
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+    os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
+  sync_dir(path.parent)
+
+
+def sync_dir(path: str | os.PathLike) -> None:
+  """Makes a rename or a new entry in ``path`` durable."""
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -12,10 +12,13 @@ from pathlib import Path
 
 # Result folders are written by the runs themselves: changes there do not make the code dirty.
 RESULT_PATHS = ("benchmarks/results", "experiments/results")
+# Untracked files with these suffixes are code a run may have used (a new module, say): they make it dirty.
+SOURCE_SUFFIXES = (".py", ".sh", ".toml", ".cfg", ".ini", ".yaml", ".yml", ".txt", ".json")
 
 
 def git_commit(where: str | Path | None = None) -> str:
-  """HEAD's commit, with '+dirty' when tracked files outside the result folders differ; 'unknown' outside git.
+  """HEAD's commit, with '+dirty' when files outside the result folders differ from it (tracked files, or untracked
+  source files: ``SOURCE_SUFFIXES``); 'unknown' outside git.
 
   ``where``: a folder in the checkout (default: this package's).
   """
@@ -23,12 +26,20 @@ def git_commit(where: str | Path | None = None) -> str:
   git = lambda *args: subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, check=True).stdout
   try:
     head = git("rev-parse", "HEAD").strip()
-    dirty = git(
-      "status", "--porcelain", "--untracked-files=no", "--", ":/", *(f":(top,exclude){p}" for p in RESULT_PATHS)
+    status = git(
+      "status", "--porcelain", "--untracked-files=all", "--", ":/", *(f":(top,exclude){p}" for p in RESULT_PATHS)
     )
   except (OSError, subprocess.CalledProcessError):
     return "unknown"
-  return head + ("+dirty" if dirty.strip() else "")
+  dirty = [
+    line for line in status.splitlines() if not line.startswith("??") or line.rstrip('"').endswith(SOURCE_SUFFIXES)
+  ]
+  return head + ("+dirty" if dirty else "")
+
+
+def short_commit(commit: str) -> str:
+  """The first 10 characters of a commit, keeping its '+dirty' (tables show this)."""
+  return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def host() -> dict:

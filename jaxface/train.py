@@ -12,29 +12,29 @@ import argparse
 import dataclasses
 import json
 import logging
-import signal
 import sys
+import traceback
 
 import jax
 
 from jaxface import config as config_lib
 from jaxface import distributed
 from jaxface.data import source
-from jaxface.training import trainer, workdir_lock
+from jaxface.training import checkpoint, guard, trainer, workdir_lock
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, str]:
+def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, argparse.Namespace]:
   p = argparse.ArgumentParser(prog="python -m jaxface.train", description=__doc__.split("\n\n")[1])
   p.add_argument("--workdir", required=True)
+  p.add_argument(
+    "--restart-if-damaged", action="store_true",
+    help="when every checkpoint in the workdir is damaged, start again from scratch (without it, the run stops)",
+  )  # fmt: skip
   config_lib.add_flags(p)
   distributed.add_flags(p)
   args = p.parse_args(argv)
   distributed.initialize(args, p)
-  return config_lib.from_flags(args), args.workdir
-
-
-def _interrupt(signum, frame):
-  raise KeyboardInterrupt(f"signal {signum}")  # unwinds like Ctrl-C: the checkpoint in flight is waited for
+  return config_lib.from_flags(args), args
 
 
 def _log_to_stderr() -> None:
@@ -47,19 +47,32 @@ def _log_to_stderr() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  signal.signal(signal.SIGTERM, _interrupt)
+  guard.start()  # signals end even a stuck run
   try:
-    cfg, workdir = parse_args(argv)  # first: jax.distributed.initialize() must come before any other JAX call
+    cfg, args = parse_args(argv)  # first: jax.distributed.initialize() must come before any other JAX call
+    guard.start(args.stall_timeout, multi=jax.process_count() > 1)  # again: initialize() installs a SIGTERM handler
     _log_to_stderr()
     logging.info("Config: %s", json.dumps(dataclasses.asdict(cfg)))
-    trainer.train(cfg, workdir)
-  except (source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    trainer.train(cfg, args.workdir, restart_if_damaged=args.restart_if_damaged)
+  except (
+    source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError,
+    checkpoint.CheckpointReadError, checkpoint.DamagedCheckpointsError,
+  ) as e:  # fmt: skip
+    return _failed(1, f"error: {e}")
   except KeyboardInterrupt:
-    print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
-    return 130
+    return _failed(130, "interrupted; rerun the same command to resume from the last checkpoint")
+  except Exception as e:
+    if jax.process_count() <= 1:
+      raise
+    traceback.print_exc()
+    return _failed(1, f"error: {type(e).__name__}: {e}")
   return 0
+
+
+def _failed(code: int, line: str) -> int:
+  print(line, file=sys.stderr, flush=True)
+  guard.exit_everywhere(code, line.removeprefix("error: "))  # the other processes stop too (returns in one process)
+  return code
 
 
 if __name__ == "__main__":

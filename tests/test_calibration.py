@@ -90,3 +90,12 @@ def test_an_uncalibrated_workdir_predicts_without_an_interval_and_says_why(train
   assert "age_low" not in rec and "has no calibration.json, so predictions have no age interval" in caplog.text
   result = evaluation.evaluate(trained, "validation")
   assert result["interval"] is None and "--calibrate" in result["interval_note"]
+
+
+def test_the_stored_quantile_is_rounded_up_never_down():
+  """A quantile stored rounded down would make the interval cover less than the coverage it promises."""
+  errors = np.full(50, 3.00004)  # round(q, 4) would give 3.0, under every calibration error
+  cal = calibration.fit(np.zeros(50), errors, None, 0.9)
+  assert cal["half_width"] >= 3.00004 and cal["half_width"] == pytest.approx(3.0001)
+  assert all(v >= 3.00004 for v in cal["levels"].values())
+  assert calibration.round_up(2.5) == 2.5 and calibration.round_up(0.12344) == 0.1235

@@ -2,7 +2,9 @@
 
 Each test launches real ``python -m jaxface.train`` processes joined by
 ``--coordinator``; every process it starts is killed and reaped when the test
-ends, passed or failed, so no process keeps the coordinator's port.
+ends, passed or failed, so no process keeps the coordinator's port. A busy-loop
+process runs beside them: two such runs hung in their collectives on a loaded
+machine, and passed on an idle one.
 """
 
 import json
@@ -37,6 +39,7 @@ class Launcher:
     self.logs, self.archive, self.tfds_dir, self.started = logs, archive, tfds_dir, []
 
   def __enter__(self):
+    self.busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # CPU load beside the run
     return self.launch
 
   def launch(self, workdir: Path, processes: int, devices_each: int, *flags: str, only=None) -> list:
@@ -59,6 +62,8 @@ class Launcher:
     return procs
 
   def __exit__(self, *exc):
+    self.busy.kill()
+    self.busy.wait()
     for p in self.started:
       if p.poll() is None:
         p.kill()
@@ -185,6 +190,129 @@ def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken,
   assert_same_params(tmp_path / "broken", unbroken["two"][0])
   h = json.loads((tmp_path / "broken" / "history.json").read_text())
   assert [e["epoch"] for e in h] == list(range(1, EPOCHS + 1))
+
+
+def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
+  """Many small steps and evaluations of both feeds in 2 processes of 2 devices, beside a busy loop.
+
+  Before the step carried the metric sums (``feeds._add``), the trainer's eager add between the steps'
+  collective programs deadlocked such runs, or timed out in Gloo (2 of 3 of this script's runs on a loaded
+  2-core host; the fixed feeds finished 4 of 4 there).
+  """
+  port = portpicker.pick_unused_port()
+  script = Path(__file__).with_name("multihost_feeds.py")
+  busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+  logs = [open(tmp_path / f"p{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed below)
+  procs = [
+    subprocess.Popen([sys.executable, str(script), str(port), str(i), "20"], stdout=log, stderr=subprocess.STDOUT)
+    for i, log in enumerate(logs)
+  ]
+  try:
+    for p in procs:
+      p.wait(timeout=TIMEOUT_S)
+  except subprocess.TimeoutExpired:
+    pass
+  finally:
+    for p in [*procs, busy]:
+      p.kill()
+      p.wait()
+    outs = [Path(log.name).read_text() for log in logs]
+    for log in logs:
+      log.close()
+  for i, (p, out) in enumerate(zip(procs, outs, strict=True)):
+    assert p.returncode == 0 and out.rstrip().endswith("done"), f"process {i} (rc {p.returncode}):\n{out[-3000:]}"
+
+
+def _stuck_job(tmp_path, stall_s: float) -> tuple[list, list]:
+  """The two processes of tests/multihost_stuck.py, once process 0 waits in its collective; and their logs."""
+  port = portpicker.pick_unused_port()
+  logs = [open(tmp_path / f"stuck{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed by _reap)
+  script = Path(__file__).with_name("multihost_stuck.py")
+  procs = [
+    subprocess.Popen(
+      [sys.executable, str(script), str(port), str(i), str(stall_s)], stdout=log, stderr=subprocess.STDOUT
+    )
+    for i, log in enumerate(logs)
+  ]
+  deadline = time.monotonic() + 120
+  while "stuck" not in Path(logs[0].name).read_text():
+    assert procs[0].poll() is None and time.monotonic() < deadline, Path(logs[0].name).read_text()[-2000:]
+    time.sleep(0.1)
+  return procs, logs
+
+
+def _reap(procs: list, logs: list, within_s: float) -> list[str]:
+  """Waits up to ``within_s`` for every process (a test failure if one is still running); their outputs."""
+  deadline = time.monotonic() + within_s
+  try:
+    for p in procs:
+      p.wait(timeout=max(0.1, deadline - time.monotonic()))
+  except subprocess.TimeoutExpired:
+    pass
+  running = [p.poll() is None for p in procs]
+  for p in procs:
+    p.kill()
+    p.wait()
+  outs = [Path(log.name).read_text() for log in logs]
+  for log in logs:
+    log.close()
+  assert not any(running), f"still running after {within_s} s: {running}\n" + "\n---\n".join(o[-2000:] for o in outs)
+  return outs
+
+
+def test_sigterm_ends_a_process_stuck_in_a_collective(tmp_path):
+  """The main thread waits in native code, where Python's handler never runs: the guard's watcher exits it."""
+  procs, logs = _stuck_job(tmp_path, stall_s=0)
+  t = time.monotonic()
+  procs[0].send_signal(signal.SIGTERM)
+  procs[0].wait(timeout=30)
+  took = time.monotonic() - t
+  procs[1].send_signal(signal.SIGTERM)
+  out0, _ = _reap(procs, logs, within_s=30)
+  assert procs[0].returncode == 128 + signal.SIGTERM and took < 15, (procs[0].returncode, took, out0[-2000:])
+  assert "stopped by a signal" in out0 and "the collective that process 1 never joins" in out0
+  assert "the collective returned" not in out0
+
+
+def test_a_stalled_collective_stops_every_process_with_the_reason(tmp_path):
+  procs, logs = _stuck_job(tmp_path, stall_s=3)
+  out0, out1 = _reap(procs, logs, within_s=60)
+  assert [p.returncode for p in procs] == [1, 1], (out0[-2000:], out1[-2000:])
+  assert "no progress for 3 s at the collective that process 1 never joins" in out0
+  assert "another process failed, so this one stops too: process 0: no progress for 3 s" in out1
+
+
+def test_a_failure_on_process_0_alone_stops_every_process_within_a_minute(tmp_path, fake_archive, tfds_dir):
+  """A busy workdir only process 0 checks: process 1 waits in a barrier, and must stop too, saying why."""
+  from jaxface.training import workdir_lock
+
+  (tmp_path / "busy").mkdir()
+  with workdir_lock.hold(tmp_path / "busy"), Launcher(tmp_path, fake_archive[0], tfds_dir) as launch:
+    t = time.monotonic()
+    procs = launch(tmp_path / "busy", 2, 2, *FLAGS)
+    outs = finish(procs, expect_rc=1)
+    took = time.monotonic() - t
+  assert took < 60, took
+  assert "is in use by another training run" in outs[0].splitlines()[-1]
+  assert "another process failed" in outs[1] and "is in use by another training run" in outs[1].splitlines()[-1]
+
+
+def test_a_damaged_checkpoint_is_set_aside_once_and_every_process_resumes_from_the_one_before(
+  unbroken, tmp_path, fake_archive, tfds_dir
+):
+  import shutil
+
+  from test_reliability import _truncate_the_state_files
+
+  shutil.copytree(unbroken["two"][0], tmp_path / "damaged")
+  last = EPOCHS * STEPS_PER_EPOCH
+  _truncate_the_state_files(tmp_path / "damaged" / "checkpoints" / str(last))
+  with Launcher(tmp_path, fake_archive[0], tfds_dir) as launch:
+    outs = finish(launch(tmp_path / "damaged", 2, 2, *FLAGS))
+  resumed = last - STEPS_PER_EPOCH
+  assert all("Resumed from" in out and f"(step {resumed})" in out for out in outs), outs[1][-2000:]
+  assert sorted(p.name for p in (tmp_path / "damaged" / "checkpoints").glob("*.unreadable*")) == [f"{last}.unreadable"]
+  assert_same_params(tmp_path / "damaged", unbroken["two"][0])
 
 
 def test_a_failed_launch_leaves_no_process_and_frees_the_port(tmp_path, fake_archive, tfds_dir):

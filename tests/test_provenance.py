@@ -17,6 +17,11 @@ def test_result_files_do_not_make_the_code_dirty(tmp_path):
   assert provenance.git_commit(tmp_path / "benchmarks") == head
   (tmp_path / "benchmarks" / "results" / "r.json").write_text('{"rows": []}\n')  # a run writing its result
   assert provenance.git_commit(tmp_path / "benchmarks") == head
+  (tmp_path / "notes.md").write_text("an untracked note is not code\n")
+  assert provenance.git_commit(tmp_path / "benchmarks") == head
+  (tmp_path / "new_module.py").write_text("y = 1\n")  # an uncommitted module a run may import
+  assert provenance.git_commit(tmp_path / "benchmarks") == head + "+dirty"
+  (tmp_path / "new_module.py").unlink()
   (tmp_path / "code.py").write_text("x = 2\n")
   assert provenance.git_commit(tmp_path / "benchmarks") == head + "+dirty"
   assert provenance.git_commit(tmp_path.parent / "not_a_repo_anywhere") == "unknown"

@@ -52,13 +52,13 @@ def test_a_second_trainer_on_a_busy_workdir_is_refused(tmp_path, fake_archive, t
 def _interrupt_in_epoch_2(monkeypatch, what):
   real = feeds.DeviceFeed.run
 
-  def run(self, state, epoch, offset, k):
+  def run(self, state, epoch, offset, k, acc=None):
     if epoch == 1:
       if what == "nan":
         state = {**state, "first_bad_step": jnp.asarray(6, jnp.int32)}
       else:
         raise KeyboardInterrupt
-    return real(self, state, epoch, offset, k)
+    return real(self, state, epoch, offset, k, acc)
 
   monkeypatch.setattr(feeds.DeviceFeed, "run", run)
 
@@ -80,7 +80,7 @@ def test_an_interrupt_after_an_epoch_keeps_that_epochs_checkpoint(tmp_path, fake
 def test_a_non_finite_loss_before_any_checkpoint_says_so(tmp_path, fake_archive, tfds_dir, monkeypatch):
   real = feeds.DeviceFeed.run
   monkeypatch.setattr(
-    feeds.DeviceFeed, "run", lambda self, s, e, o, k: real(self, {**s, "first_bad_step": jnp.asarray(0)}, e, o, k)
+    feeds.DeviceFeed, "run", lambda self, s, e, o, k, a: real(self, {**s, "first_bad_step": jnp.asarray(0)}, e, o, k, a)
   )
   with pytest.raises(trainer.NonFiniteLossError, match="No checkpoint was saved yet"):
     trainer.train(tiny_cfg(fake_archive[0], tfds_dir, input="device"), tmp_path)
@@ -194,9 +194,37 @@ def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path, fake_ar
   with pytest.raises(ValueError, match="checkpoint 12 .* cannot be read"):
     evaluation.evaluate(tmp_path, "validation", checkpoint="last")
   last = trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3), tmp_path)
-  assert "checkpoint 12 cannot be read" in caplog.text and "resuming from step 6" in caplog.text
+  assert "checkpoint 12 is damaged" in caplog.text and "resuming from step 6" in caplog.text
   assert last["epoch"] == 3 and last["step"] == 18
   assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1, 2, 3]
+
+
+def test_a_transient_read_error_stops_the_run_and_sets_nothing_aside(tmp_path, fake_archive, tfds_dir, monkeypatch):
+  """An I/O error (NFS, gcsfuse) or out of memory is not damage: the run stops, and every step stays."""
+  from jaxface.training import checkpoint
+
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+
+  def flaky(self, step, *a):
+    raise OSError(5, "Input/output error", str(self.directory / str(step)))
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "restore", flaky)
+  with pytest.raises(checkpoint.CheckpointReadError, match="checkpoint 12 .*Input/output error.*nothing was set aside"):
+    trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=3), tmp_path)
+  assert kept_steps(tmp_path) == [6, 12] and not list((tmp_path / "checkpoints").glob("*.unreadable"))
+
+
+def test_when_every_checkpoint_is_damaged_a_fresh_start_needs_the_flag(tmp_path, fake_archive, tfds_dir):
+  from jaxface.training import checkpoint
+
+  trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+  for step in (6, 12):
+    _truncate_the_state_files(tmp_path / "checkpoints" / str(step))
+  for _ in range(2):  # also once they have been set aside
+    with pytest.raises(checkpoint.DamagedCheckpointsError, match="every checkpoint .*--restart-if-damaged"):
+      trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
+  last = trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path, restart_if_damaged=True)
+  assert last["step"] == 12 and [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1, 2]
 
 
 def test_history_lives_with_the_checkpoints_and_the_keep_policy_holds(tmp_path, fake_archive, tfds_dir):
@@ -265,3 +293,4 @@ def test_files_are_written_atomically(tmp_path, monkeypatch):
   with pytest.raises(OSError, match="killed"):
     files.write_bytes(tmp_path / "w.bin", b"new, half-written")
   assert (tmp_path / "w.bin").read_bytes() == b"old"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "w.bin"]  # no temporary file left behind

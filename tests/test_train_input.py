@@ -1,6 +1,7 @@
 """The trainer's two input paths (--input device and stream): the examples each sees, evaluation's syncs, auto."""
 
 import json
+import os
 import shutil
 
 import jax
@@ -76,7 +77,7 @@ def test_device_and_stream_see_the_same_examples_once_per_epoch(n):
   arrs = {k: np.stack([np.asarray(e[k]) for e in src]) for k in ("image", "age", "gender")}
   mesh = sharding.data_mesh(jax.devices())
   kw = dict(mesh=mesh, batch_size=8, seed=0, eval_step=None)
-  stream = feeds.StreamFeed(src, src, train_step=jax.jit(train_step), epochs=2, **kw)
+  stream = feeds.StreamFeed(src, src, train_step=train_step, epochs=2, **kw)
   device = feeds.DeviceFeed(arrs, arrs, train_step=train_step, steps_per_call=2, compiler_options=None, **kw)
   assert stream.steps_per_epoch == device.steps_per_epoch == n // 8
   for epoch in (0, 1):
@@ -124,8 +125,12 @@ def test_arrays_are_read_once_and_cached(fake_full):
   b, _ = fake_full
   path = arrays.cache_path(b, "train")
   shutil.rmtree(path, ignore_errors=True)
+  # A killed run's leftover, under the name this process would have used when names were made of the PID
+  # (a container reuses PIDs): it must not block the cache.
+  (path.parent / f".{path.name}.{os.getpid()}.tmp").mkdir(parents=True, exist_ok=True)
   first = arrays.load(b, "train")
   assert path.exists()
+  assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp") and str(os.getpid()) not in p.name]
   again = arrays.load(b, "train")
   src = b.as_data_source("train")
   for k in ("image", "age", "gender"):

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jaxface import files
 from jaxface.data import pipeline
 
 FIELDS = pipeline.TRAIN_FIELDS  # what a training step needs: image, age, gender
@@ -50,12 +52,17 @@ def load(builder, split: str) -> dict[str, np.ndarray]:
   logging.info("Read %d %s examples into arrays in %.1fs", len(arrays["age"]), split, time.perf_counter() - t)
   if path is not None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.mkdir()
-    for k, v in arrays.items():
-      np.save(tmp / f"{k}.npy", v)
+    # A unique name: a PID, reused in a container after a killed run, would collide with its leftover.
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+      for k, v in arrays.items():
+        with open(tmp / f"{k}.npy", "wb") as f:
+          np.save(f, v)
+          os.fsync(f.fileno())
       os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
-    except OSError:  # another process cached it first
+      files.sync_dir(path.parent)
+    except OSError:  # another process cached it first, or the write failed: nothing half-written is left
       shutil.rmtree(tmp, ignore_errors=True)
+      if not path.is_dir():
+        raise
   return arrays

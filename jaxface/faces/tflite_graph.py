@@ -45,11 +45,13 @@ def _options(tfl, name: str, op) -> dict:
   padding = {0: "SAME", 1: "VALID"}
   if name == "CONV_2D":
     o = load(tfl.Conv2DOptions)
-    assert o.DilationHFactor() == o.DilationWFactor() == 1, "dilated convolutions are not supported"
+    if not o.DilationHFactor() == o.DilationWFactor() == 1:
+      raise ValueError("CONV_2D: dilated convolutions are not supported")
     return {"padding": padding[o.Padding()], "stride": [o.StrideH(), o.StrideW()], "act": _act(o)}
   if name == "DEPTHWISE_CONV_2D":
     o = load(tfl.DepthwiseConv2DOptions)
-    assert o.DepthMultiplier() in (0, 1), "depth multipliers other than 1 are not supported"
+    if o.DepthMultiplier() not in (0, 1):
+      raise ValueError("DEPTHWISE_CONV_2D: depth multipliers other than 1 are not supported")
     return {"padding": padding[o.Padding()], "stride": [o.StrideH(), o.StrideW()], "act": _act(o)}
   if name == "ADD":
     return {"act": _act(load(tfl.AddOptions))}

@@ -57,14 +57,20 @@ def scores(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None) -> 
   return errors / scale(spread, len(errors))
 
 
+def round_up(q: float, digits: int = 4) -> float:
+  """``q`` to ``digits`` decimals, never below it: a quantile rounded down would cover less than it promises."""
+  r = round(q, digits)
+  return r if r >= q else round(r + 10.0**-digits, digits)
+
+
 def fit(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None, coverage: float, **about) -> dict:
   """The calibration: ``spread`` is the distribution head's (None for regression)."""
   s = scores(age, pred_age, spread)
   scaled_by = "none" if spread is None else "spread"
   cal = {"method": METHODS[scaled_by], "coverage": coverage, "scaled_by": scaled_by}
-  q = round(conformal_quantile(s, coverage), 4)
+  q = round_up(conformal_quantile(s, coverage))
   cal |= {"half_width": q} if scaled_by == "none" else {"q": q, "min_spread": MIN_SPREAD}
-  levels = {f"{c:g}": round(conformal_quantile(s, c), 4) for c in LEVELS if math.ceil((len(s) + 1) * c) <= len(s)}
+  levels = {f"{c:g}": round_up(conformal_quantile(s, c)) for c in LEVELS if math.ceil((len(s) + 1) * c) <= len(s)}
   return cal | {"levels": levels, "n": len(s), **about}
 
 

@@ -9,21 +9,46 @@ Each process saves its own iterator position (grain's handler writes
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as cm
 
-from jaxface import metrics
+from jaxface import metrics, sharding
 
 KEEP_LAST = 2
 
 
 class IncompatibleCheckpointError(ValueError):
   """A readable checkpoint that this run cannot resume from."""
+
+
+class CheckpointReadError(RuntimeError):
+  """A checkpoint that could not be read for a reason other than damage (an I/O error, memory, a format change)."""
+
+
+class DamagedCheckpointsError(RuntimeError):
+  """Every checkpoint is damaged: starting again from scratch needs the user's say."""
+
+
+# TensorStore's status codes for a file that is missing, shorter than its index says, or that does not decode.
+_DAMAGE_CODES = ("NOT_FOUND:", "DATA_LOSS:", "OUT_OF_RANGE:")
+
+
+def damaged(e: BaseException) -> bool:
+  """Whether ``e`` is a recognised sign of a damaged checkpoint: a missing or truncated file, bytes that do not decode.
+
+  Anything else (a transient filesystem error, out of memory, a library that changed its format) is not: setting
+  the step aside for it would quietly restart training from an older step.
+  """
+  if isinstance(e, FileNotFoundError | json.JSONDecodeError):
+    return True
+  return isinstance(e, ValueError) and str(e).startswith(_DAMAGE_CODES)
 
 
 def _best_metric(m: dict) -> float:
@@ -82,28 +107,61 @@ class Checkpointer:
     r = self.mngr.restore(step, args=ocp.args.Composite(**items))
     return r["state"], r["meta"]
 
-  def restore_latest(self, abstract_state, data_iter: grain.DatasetIterator | None) -> tuple[int, object, dict] | None:
+  def restore_latest(
+    self, abstract_state, data_iter: grain.DatasetIterator | None, *, restart_if_damaged: bool = False
+  ) -> tuple[int, object, dict] | None:
     """(step, state, meta) of the newest checkpoint that can be read, or None when there is none.
 
-    A checkpoint that cannot be read (a truncated file, say) is set aside as
-    ``<step>.unreadable``, with a warning, and the one before it is tried.
+    A damaged checkpoint (``damaged``) is set aside as ``<step>.unreadable``,
+    with a warning, and the one before it is tried. Any other error stops the
+    run (``CheckpointReadError``), setting nothing aside. When every checkpoint
+    is damaged, starting from scratch needs ``restart_if_damaged``. With several
+    processes, every one tries each step, and process 0 sets it aside only when
+    none failed otherwise, so all resume from the same step.
     """
     skipped = False
     for step in sorted(self.all_steps(), reverse=True):
+      result, error = None, None
       try:
-        state, meta = self.restore(step, abstract_state, data_iter)
+        result = self.restore(step, abstract_state, data_iter)
       except IncompatibleCheckpointError:
         raise
-      except Exception as e:  # TensorStore and Orbax raise several types for damaged files
+      except Exception as e:  # noqa: BLE001 (sorted below, into damage and the rest)
+        error = e
+      outcome = 0 if error is None else 1 if damaged(error) else 2
+      worst = _worst_over_processes(outcome)
+      if worst == 2:
+        cause = (
+          f"{type(error).__name__}: {str(error)[:500]}" if error is not None else "another process could not read it"
+        )
+        raise CheckpointReadError(
+          f"checkpoint {step} in {self.directory} could not be read ({cause}). This is not a sign of a damaged "
+          "checkpoint, so nothing was set aside: fix the cause and rerun to resume"
+        ) from error
+      if worst == 1:
         aside = self.directory / f"{step}.unreadable"
-        (self.directory / str(step)).rename(aside)
+        for i in range(2, 1000):  # a step of a restarted run may have been set aside before
+          if not aside.exists():
+            break
+          aside = self.directory / f"{step}.unreadable.{i}"
+        if jax.process_index() == 0:
+          (self.directory / str(step)).rename(aside)
+        sharding.barrier(f"jaxface:set-aside-{step}")
         self.mngr.reload()
-        logging.warning("checkpoint %d cannot be read (%s: %.300s); set aside as %s", step, type(e).__name__, e, aside)
+        logging.warning("checkpoint %d is damaged (%s); set aside as %s", step, _short(error), aside)
         skipped = True
         continue
       if skipped:
         logging.warning("resuming from step %d, the newest checkpoint that can be read", step)
-      return step, state, meta
+      return (step, *result)
+    aside = sorted(p.name for p in self.directory.glob("*.unreadable"))
+    if aside and not restart_if_damaged:
+      raise DamagedCheckpointsError(
+        f"every checkpoint in {self.directory} is damaged (set aside: {', '.join(aside)}). Rerun with "
+        "--restart-if-damaged to start this run again from scratch, or train in a new --workdir"
+      )
+    if aside:
+      logging.warning("every checkpoint in %s is damaged; starting from scratch (--restart-if-damaged)", self.directory)
     return None
 
   def wait(self) -> None:
@@ -124,3 +182,16 @@ class Checkpointer:
   def close(self) -> None:
     self.mngr.wait_until_finished()
     self.mngr.close()
+
+
+def _short(e: BaseException | None) -> str:
+  return "another process could not read it" if e is None else f"{type(e).__name__}: {str(e)[:300]}"
+
+
+def _worst_over_processes(outcome: int) -> int:
+  """The largest of every process's ``outcome`` (itself, in a single process)."""
+  if jax.process_count() == 1:
+    return outcome
+  from jax.experimental import multihost_utils
+
+  return int(np.max(multihost_utils.process_allgather(np.int32(outcome))))

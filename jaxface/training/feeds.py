@@ -82,9 +82,12 @@ class StreamFeed:
 
   steps_per_call = 1
 
-  def __init__(self, train_src, val_src, *, train_step, eval_step, mesh, batch_size: int, seed: int, epochs: int):
-    self.train_step, self.eval_step, self.val_src, self.batch_size = train_step, eval_step, val_src, batch_size
-    self.batch_sh = sharding.batch_sharded(mesh)
+  def __init__(
+    self, train_src, val_src, *, train_step, eval_step, mesh, batch_size: int, seed: int, epochs: int,
+    compiler_options=None,
+  ):  # fmt: skip
+    self.val_src, self.batch_size = val_src, batch_size
+    self.batch_sh, repl = sharding.batch_sharded(mesh), sharding.replicated(mesh)
     n, p = jax.process_count(), jax.process_index()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(train_src) // n * n, batch_size)
     log_share("train", pipeline.share(len(train_src), p, n, equal=True), len(train_src))
@@ -93,16 +96,20 @@ class StreamFeed:
       train_src, batch_size=batch_size // n, seed=seed, num_epochs=epochs, shard_index=p, shard_count=n
     )
     self.iterator = pipeline.iterate(ds)
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
+    self._train_step = train_step and jit(_summing(train_step), donate_argnums=(0, 1), out_shardings=(repl, repl))
+    self._eval_step = eval_step and jit(
+      lambda state, acc, batch: _add(acc, eval_step(state, batch)), donate_argnums=(1,), out_shardings=repl
+    )
 
-  def run(self, state, epoch: int, offset: int, k: int):
-    """``k`` steps; (state, summed metrics on the device, seconds spent waiting for input)."""
-    acc, wait = None, 0.0
+  def run(self, state, epoch: int, offset: int, k: int, acc=None):
+    """``k`` steps; (state, ``acc`` plus their metric sums, on the device, seconds spent waiting for input)."""
+    wait = 0.0
     for _ in range(k):
       t = time.perf_counter()
       batch = next(self.iterator)
       wait += time.perf_counter() - t
-      state, sums = self.train_step(state, sharding.global_batch(batch, self.batch_sh))
-      acc = sums if acc is None else jax.tree.map(operator.add, acc, sums)
+      state, acc = self._train_step(state, acc, sharding.global_batch(batch, self.batch_sh))
     return state, acc, wait
 
   def evaluate(self, state) -> dict:
@@ -110,8 +117,7 @@ class StreamFeed:
     total = None
     n, p = jax.process_count(), jax.process_index()
     for batch in pipeline.eval_batches(self.val_src, batch_size=self.batch_size // n, shard_index=p, shard_count=n):
-      sums = self.eval_step(state, sharding.global_batch(batch, self.batch_sh))
-      total = sums if total is None else jax.tree.map(operator.add, total, sums)
+      total = self._eval_step(state, total, sharding.global_batch(batch, self.batch_sh))
     return total
 
 
@@ -141,7 +147,7 @@ class DeviceFeed:
     self.val = _global(batch_sh, val_local, n_dev * per_dev_val)
     self.eval_batches = per_dev_val // per_dev
     self.steps_per_call = min(steps_per_call or (1 if on_cpu else self.steps_per_epoch), self.steps_per_epoch)
-    self.data_key = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), _DATA_STREAM))
+    self.data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), _DATA_STREAM)))
 
     def zeros_like_sums(fn, *args):
       return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
@@ -167,19 +173,22 @@ class DeviceFeed:
     def val_batch(split, j):
       return {key: jax.lax.dynamic_slice_in_dim(v, j * per_dev, per_dev) for key, v in split.items()}
 
-    def chunk(state, split, perm, offset, k):
+    def chunk(state, split, data_key, epoch, offset, k, acc):
+      perm = order(data_key, epoch)  # in the call: no separate program between the steps (see _add)
+
       def body(carry, i):
         state, acc = carry
         state, sums = train_step(state, take(split, perm, offset + i))
-        return (state, jax.tree.map(operator.add, acc, sums)), None
+        return (state, _add(acc, sums)), None
 
-      zeros = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
+      if acc is None:
+        acc = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
       if on_cpu:  # unrolled in the trace (a length-1 scan still lowers to a while loop)
-        carry = (state, zeros)
+        carry = (state, acc)
         for i in range(k):
           carry, _ = body(carry, i)
         return carry
-      (state, acc), _ = jax.lax.scan(body, (state, zeros), jnp.arange(k))
+      (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(k))
       return state, acc
 
     def evaluate(state, split):
@@ -189,22 +198,22 @@ class DeviceFeed:
       zeros = zeros_like_sums(eval_step, state, val_batch(split, 0))
       return jax.lax.scan(body, zeros, jnp.arange(self.eval_batches))[0]
 
-    def evaluate_batch(state, split, j):
-      return eval_step(state, val_batch(split, j))
+    def evaluate_batch(state, split, j, acc):
+      return _add(acc, eval_step(state, val_batch(split, j)))
 
-    self._order = jax.jit(order, out_shardings=repl)
     self._chunk = jax.jit(
-      chunk, static_argnums=(4,), donate_argnums=(0,), out_shardings=(repl, repl), compiler_options=compiler_options
+      chunk, static_argnums=(5,), donate_argnums=(0, 6), out_shardings=(repl, repl), compiler_options=compiler_options
     )
     self._evaluate = jax.jit(evaluate, out_shardings=repl, compiler_options=compiler_options)
-    self._evaluate_batch = jax.jit(evaluate_batch, out_shardings=repl, compiler_options=compiler_options)
-    self._on_cpu, self._epoch, self._perm = on_cpu, None, None
+    self._evaluate_batch = jax.jit(
+      evaluate_batch, donate_argnums=(3,), out_shardings=repl, compiler_options=compiler_options
+    )
+    self._on_cpu = on_cpu
 
-  def run(self, state, epoch: int, offset: int, k: int):
-    """Steps ``offset`` to ``offset + k`` of ``epoch`` in one call; (state, summed metrics, 0 s input wait)."""
-    if epoch != self._epoch:
-      self._epoch, self._perm = epoch, self._order(self.data_key, epoch)
-    state, acc = self._chunk(state, self.train, self._perm, offset, k)
+  def run(self, state, epoch: int, offset: int, k: int, acc=None):
+    """Steps ``offset`` to ``offset + k`` of ``epoch`` in one call; (state, ``acc`` plus their metric sums, 0 s
+    input wait)."""
+    state, acc = self._chunk(state, self.train, self.data_key, epoch, offset, k, acc)
     return state, acc, 0.0
 
   def evaluate(self, state) -> dict:
@@ -213,9 +222,27 @@ class DeviceFeed:
       return self._evaluate(state, self.val)
     total = None
     for j in range(self.eval_batches):
-      sums = self._evaluate_batch(state, self.val, j)
-      total = sums if total is None else jax.tree.map(operator.add, total, sums)
+      total = self._evaluate_batch(state, self.val, j, total)
     return total
+
+
+def _add(acc, sums):
+  """``acc + sums``, inside the jitted call (``acc`` is None in the first).
+
+  Multi-process runs on CPU deadlocked in Gloo collectives when a program
+  without collectives (an eager add of two global arrays) ran between the
+  steps' collective programs, with several CPU devices per process; with the
+  sums carried through the steps, nothing runs between them.
+  """
+  return sums if acc is None else jax.tree.map(operator.add, acc, sums)
+
+
+def _summing(train_step):
+  def step(state, acc, batch):
+    state, sums = train_step(state, batch)
+    return state, _add(acc, sums)
+
+  return step
 
 
 def log_share(split: str, rows: slice, n: int) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import operator
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from tqdm import tqdm
 from jaxface import config as config_lib
 from jaxface import files, metrics, provenance, sharding, xla_options
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import checkpoint, feeds, optimizer, steps, workdir_lock
+from jaxface.training import checkpoint, feeds, guard, optimizer, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,20 +68,21 @@ def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
   return cfg
 
 
-def train(cfg: config_lib.Config, workdir: str | Path) -> dict:
+def train(cfg: config_lib.Config, workdir: str | Path, *, restart_if_damaged: bool = False) -> dict:
   """Trains (or resumes) ``cfg`` in ``workdir``; returns the last history entry.
 
   The workdir is locked for the run (a second run on it is refused, naming
   this one). Every exit, an error or an interrupt included, waits for the
-  checkpoint being saved.
+  checkpoint being saved. When every checkpoint in the workdir is damaged,
+  the run starts from scratch only with ``restart_if_damaged``.
   """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   with workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
-    return _train(cfg, workdir)
+    return _train(cfg, workdir, restart_if_damaged)
 
 
-def _train(cfg: config_lib.Config, workdir: Path) -> dict:
+def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> dict:
   t_start = time.perf_counter()
   run = provenance.record()  # commit and date as the run starts; wall time added at the end
   cfg = _write_config(cfg, workdir)
@@ -92,7 +92,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
   devices = sharding.select_devices(cfg.devices)
   mesh = sharding.data_mesh(devices)
   sharding.per_host_batch_size(cfg.batch_size, mesh)  # a clear error when the batch does not divide
-  repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  repl = sharding.replicated(mesh)
   logging.info("Devices: %d x %s (%d processes)", len(devices), devices[0].device_kind, jax.process_count())
   xla_opts = run["xla_compiler_options"] = xla_options.compiler_options(devices[0].platform)
   if xla_opts:
@@ -130,13 +130,10 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
   else:
     feed = feeds.StreamFeed(
       train_src, val_src, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
-      train_step=jax.jit(
-        train_step, in_shardings=(repl, batch_sh), out_shardings=(repl, repl), donate_argnums=(0,),
-        compiler_options=xla_opts,
-      ),
-      eval_step=jax.jit(eval_step, in_shardings=(repl, batch_sh), out_shardings=repl, compiler_options=xla_opts),
+      train_step=train_step, eval_step=eval_step, compiler_options=xla_opts,
     )  # fmt: skip
-  assert feed.steps_per_epoch == steps_per_epoch, (feed.steps_per_epoch, steps_per_epoch)
+  if feed.steps_per_epoch != steps_per_epoch:  # the optimizer's schedule was built for steps_per_epoch
+    raise RuntimeError(f"the {mode} input has {feed.steps_per_epoch} steps per epoch, the schedule {steps_per_epoch}")
   logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)
 
   # --- checkpoint restore --------------------------------------------------
@@ -146,7 +143,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
     history: list[dict] = []
     start_epoch = 0
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), state)
-    if (restored := ckpt.restore_latest(abstract, feed.iterator)) is not None:
+    if (restored := ckpt.restore_latest(abstract, feed.iterator, restart_if_damaged=restart_if_damaged)) is not None:
       last, state, meta = restored
       start_epoch = meta["epoch"]
       history = meta["history"]  # kept with the checkpoint: history.json is an output, rebuilt from it
@@ -155,6 +152,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
     # --- loop --------------------------------------------------------------
     tty = sys.stderr.isatty()
     for epoch in range(start_epoch, cfg.epochs):
+      guard.beat(f"epoch {epoch + 1}, its first steps (compiling)" if epoch == start_epoch else f"epoch {epoch + 1}")
       t0, wait, acc, done = time.perf_counter(), 0.0, None, 0
       bar = tqdm(
         total=steps_per_epoch,
@@ -165,8 +163,8 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
       )
       while done < steps_per_epoch:
         k = min(feed.steps_per_call, steps_per_epoch - done)
-        state, sums, waited = feed.run(state, epoch, done, k)
-        acc, wait, done = sums if acc is None else jax.tree.map(operator.add, acc, sums), wait + waited, done + k
+        state, acc, waited = feed.run(state, epoch, done, k, acc)
+        wait, done = wait + waited, done + k
         if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:  # a host sync
           host, bad = jax.device_get((acc, state["first_bad_step"]))
           if bad >= 0:
@@ -180,6 +178,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
                 else "No checkpoint was saved yet."
               )
             )
+          guard.beat(f"epoch {epoch + 1}, after step {done} of {steps_per_epoch}")
           m = metrics.from_sums(host)
           bar.set_postfix(
             loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False
@@ -188,7 +187,9 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
       bar.close()
       train_s = time.perf_counter() - t0
       tm = metrics.from_sums(jax.device_get(acc))
+      guard.beat(f"epoch {epoch + 1}'s evaluation")
       vm = metrics.from_sums(jax.device_get(feed.evaluate(state)))
+      guard.beat(f"epoch {epoch + 1}'s checkpoint")
       step = int(jax.device_get(state["step"]))
       entry = {
           "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
@@ -209,6 +210,7 @@ def _train(cfg: config_lib.Config, workdir: Path) -> dict:
           flush=True,
         )
     ckpt.wait()
+    guard.idle("finishing")
     if primary:
       files.write_json(history_path, history, indent=1)  # also when a resume found the run complete
       run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
   p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
   p.add_argument("--detector", default="cnn", choices=DETECTORS, help="face detector (default cnn; see predict)")
+  p.add_argument(
+    "--expose-model-details", action="store_true",
+    help="GET /v1/model also shows the config and the training run's provenance (command, local paths, host)",
+  )  # fmt: skip
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
   try:
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
   faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector too (converted first, if need be)
-  app = create_app(predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+  app = create_app(
+    predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, expose_details=args.expose_model_details
+  )
   print(f"serving {info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
   uvicorn.run(app, host=args.host, port=args.port, log_level="info")
   return 0

@@ -62,6 +62,21 @@ def test_the_astronaut_has_one_face_and_the_cat_none(detector_dir):
   assert faces.detect(photo("chelsea")) == [] and faces.detect(photo("coffee")) == []
 
 
+def test_a_huge_photo_is_searched_downscaled_and_its_face_is_found_in_its_own_pixels(detector_dir, monkeypatch):
+  """A 40 Mpx photo would be ~480 views; searched at DETECT_MAX_SIDE, it is a few dozen."""
+  small = photo("astronaut")
+  (want,) = cnn.default().detect(small)
+  k = 7300 / small.width
+  big = small.resize((7300, round(small.height * k)), Image.BILINEAR)
+  searched = []
+  real = cnn.views
+  monkeypatch.setattr(cnn, "views", lambda img, *a, **kw: searched.append(img.size) or real(img, *a, **kw))
+  (got,) = cnn.default().detect(big)
+  assert max(searched[0]) == cnn.DETECT_MAX_SIDE and len(real(big.resize(searched[0]), cnn.default().size)) < 80
+  np.testing.assert_allclose(got.box, np.asarray(want.box) * k, atol=0.05 * (want.box[2] - want.box[0]) * k)
+  np.testing.assert_allclose(got.keypoints, np.asarray(want.keypoints) * k, atol=0.05 * (want.box[2] - want.box[0]) * k)
+
+
 def test_batched_equals_unbatched(detector_dir):
   det = cnn.Detector(cnn.load_model(detector_dir), batch_size=4)
   photos = [photo("astronaut"), photo("camera"), photo("chelsea"), photo("astronaut").resize((900, 900))]

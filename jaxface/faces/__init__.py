@@ -4,11 +4,13 @@ from jaxface.faces.crop import crop
 from jaxface.faces.detect import DETECTORS, detect
 from jaxface.faces.draw import annotate, drawn
 from jaxface.faces.face import Face
-from jaxface.faces.photos import IMAGE_SUFFIXES, Photo, expand_inputs, load_photo
+from jaxface.faces.photos import FORMATS, IMAGE_SUFFIXES, NOT_AN_IMAGE, Photo, expand_inputs, load_photo
 
 __all__ = [
   "DETECTORS",
+  "FORMATS",
   "IMAGE_SUFFIXES",
+  "NOT_AN_IMAGE",
   "Face",
   "Photo",
   "annotate",

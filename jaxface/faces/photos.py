@@ -13,6 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from jaxface.data.source import to_rgb
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# The decoders PIL may use; no other (EPS would run Ghostscript on an upload, and rarer decoders are attack surface).
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+NOT_AN_IMAGE = "not a readable image (not JPEG, PNG, WebP or BMP)"
 
 
 @dataclasses.dataclass
@@ -52,9 +55,11 @@ def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = N
     data = path.read_bytes()
     if not data:
       return Photo(str(path), error="empty file (0 bytes)")
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data), formats=FORMATS) as img:
       return Photo(str(path), to_rgb(ImageOps.exif_transpose(img)))
   except Image.DecompressionBombError as e:
     return Photo(str(path), error=f"too large to read safely ({e})")
-  except (UnidentifiedImageError, OSError, ValueError) as e:
+  except UnidentifiedImageError:
+    return Photo(str(path), error=NOT_AN_IMAGE)
+  except (OSError, ValueError) as e:
     return Photo(str(path), error=f"not a readable image ({type(e).__name__}: {e})")

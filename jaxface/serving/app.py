@@ -4,19 +4,24 @@
 records ``predict`` writes, one per face, or a no-face record per image
 (``?detect=false``: each image is already a face crop).
 ``POST /v1/annotate`` (one image, field ``file``): the image as PNG, each face
-boxed and labelled. ``GET /v1/model``: arch, config, provenance and metrics.
+boxed and labelled. ``GET /v1/model``: arch, metrics and limits (with
+``expose_details``, also the config and the run's provenance: its command,
+paths and host).
 ``GET /healthz``. ``GET /``: the page. ``/docs``: the OpenAPI docs.
 
 Bad input is a 4xx whose ``detail`` names the file and what is wrong (400:
 empty, not an image, no file; 413: over the size, pixel or file-count
-limit); the server goes on serving. Decoding, detection and cropping run in
+limit, a body over the request limit refused while it arrives); the server
+goes on serving. Decoding, detection and cropping run in
 a thread pool, the model in the batcher's thread: the event loop stays free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import numbers
 from importlib import resources
 from typing import Annotated
 
@@ -29,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from jaxface import faces
 from jaxface.inference.predictor import Predictor
 from jaxface.serving.batcher import Batcher
+from jaxface.serving.body_limit import BodyLimit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +43,29 @@ class Limits:
   max_bytes: int = 10 * 2**20  # per image file
   max_pixels: int = 40_000_000  # per image, width x height
 
+  @property
+  def max_body(self) -> int:
+    """A whole request: every file at its limit, plus room for the multipart framing."""
+    return self.max_files * self.max_bytes + 64 * 2**10
+
+
+def public_info(info: dict) -> dict:
+  """What anyone may see of the model: no config or provenance (they hold commands, local paths, host details)."""
+  metrics = {
+    split: {k: v for k, v in m.items() if isinstance(v, numbers.Number)}
+    for split, m in (info.get("metrics") or {}).items()
+  }
+  cal = info.get("calibration") or {}
+  calibration = {k: v for k, v in cal.items() if isinstance(v, numbers.Number | str) and k != "workdir"} or None
+  keep = ("arch", "image_size", "checkpoint", "step")
+  return {**{k: info[k] for k in keep if k in info}, "metrics": metrics, "calibration": calibration}
+
 
 def _decode(data: bytes, name: str, limits: Limits) -> faces.Photo:
   if not data:
     raise HTTPException(400, f"{name}: empty file (0 bytes)")
   try:
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data), formats=faces.FORMATS) as img:
       if img.width * img.height > limits.max_pixels:
         raise HTTPException(
           413, f"{name}: {img.width}x{img.height} is over the limit of {limits.max_pixels:,} pixels an image"
@@ -51,21 +74,38 @@ def _decode(data: bytes, name: str, limits: Limits) -> faces.Photo:
       photo = faces.load_photo(img, name)
   except HTTPException:
     raise
-  except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+  except UnidentifiedImageError:
+    raise HTTPException(400, f"{name}: {faces.NOT_AN_IMAGE}") from None
+  except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
     raise HTTPException(400, f"{name}: not a readable image ({type(e).__name__}: {e})") from None
   return photo
 
 
 def create_app(
-  predictor: Predictor, info: dict, *, max_batch: int = 64, max_wait_ms: float = 5.0, limits: Limits = Limits()
+  predictor: Predictor,
+  info: dict,
+  *,
+  max_batch: int = 64,
+  max_wait_ms: float = 5.0,
+  limits: Limits = Limits(),
+  expose_details: bool = False,
 ) -> FastAPI:
-  """``info``: what ``GET /v1/model`` says (``export.model_info``, or an export's meta). ``max_batch=0``: no gathering."""
+  """``info``: the model (``export.model_info``, or an export's meta); ``GET /v1/model`` shows ``public_info`` of it,
+  or all of it with ``expose_details``. ``max_batch=0``: no gathering."""
   batcher = Batcher(predictor.run, max_batch, max_wait_ms / 1000)
+
+  @contextlib.asynccontextmanager
+  async def lifespan(app):
+    yield
+    batcher.close()
+
   app = FastAPI(
-    title="jaxface", summary="Age and gender of the faces in photos.", on_shutdown=[batcher.close],
+    title="jaxface", summary="Age and gender of the faces in photos.", lifespan=lifespan,
     description=__doc__.split("\n\n")[1],
   )  # fmt: skip
+  app.add_middleware(BodyLimit, max_bytes=limits.max_body)
   app.state.batcher = batcher
+  shown = info if expose_details else public_info(info)
 
   async def read(upload: UploadFile) -> faces.Photo:
     name = upload.filename or "upload"
@@ -78,7 +118,10 @@ def create_app(
     found = await run_in_threadpool(predictor.faces, photo, detect)
     if not found:
       return [{"file": photo.file, "status": "no_face"}]
-    out = await batcher(np.stack([pixels for _, pixels in found]))
+    try:
+      out = await batcher(np.stack([pixels for _, pixels in found]))
+    except Exception as e:  # the model's failure, not the request's: a 503 with the reason, and the server goes on
+      raise HTTPException(503, f"{photo.file}: the model call failed ({type(e).__name__}: {e}); try again") from None
     return predictor.label([rec for rec, _ in found], out)
 
   @app.post("/v1/predict", summary="One record per face (or one no-face record) for each image")
@@ -105,10 +148,10 @@ def create_app(
     await run_in_threadpool(lambda: faces.drawn(photo.image, found).save(buf, format="PNG"))
     return Response(buf.getvalue(), media_type="image/png")
 
-  @app.get("/v1/model", summary="Arch, config, provenance and metrics of the model served")
+  @app.get("/v1/model", summary="Arch, metrics and limits of the model served")
   async def model() -> dict:
     return {
-      **info, "limits": dataclasses.asdict(limits), "model_calls": batcher.calls,
+      **shown, "limits": {**dataclasses.asdict(limits), "max_body": limits.max_body}, "model_calls": batcher.calls,
       "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "model_batch": predictor.batch_size},
     }  # fmt: skip
 

@@ -1,0 +1,52 @@
+"""A request body's size limit, applied while it arrives: before the multipart parser spools any of it.
+
+A ``Content-Length`` over the limit is answered 413 at once, unread. A body
+without one (chunked) is counted as it streams, and the request is refused
+as soon as the count passes the limit; the server then closes the
+connection rather than read the rest.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException
+
+
+class BodyLimit:
+  """ASGI middleware: ``app.add_middleware(BodyLimit, max_bytes=N)``."""
+
+  def __init__(self, app, max_bytes: int):
+    self.app, self.max_bytes = app, max_bytes
+
+  def _too_large(self, size: str) -> str:
+    return f"request body of {size} is over the limit of {self.max_bytes:,} bytes a request"
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] != "http":
+      return await self.app(scope, receive, send)
+    length = dict(scope["headers"]).get(b"content-length")
+    if length is not None:
+      if not length.isdigit():
+        return await _reply(send, 400, f"Content-Length {length.decode(errors='replace')!r} is not a number")
+      if int(length) > self.max_bytes:
+        return await _reply(send, 413, self._too_large(f"{int(length):,} bytes"))
+    seen = 0
+
+    async def counted():
+      nonlocal seen
+      message = await receive()
+      if message["type"] == "http.request":
+        seen += len(message.get("body", b""))
+        if seen > self.max_bytes:  # FastAPI passes an HTTPException from the body's reading on as the response
+          raise HTTPException(413, self._too_large(f"over {self.max_bytes:,} bytes (chunked)"))
+      return message
+
+    await self.app(scope, counted, send)
+
+
+async def _reply(send, status: int, detail: str) -> None:
+  body = json.dumps({"detail": detail}).encode()
+  headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+  await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+  await send({"type": "http.response.body", "body": body})

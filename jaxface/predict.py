@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
       predictor = Predictor.from_export(args.model, **kw)
     else:
       predictor = Predictor.from_workdir(args.workdir, args.checkpoint, **kw)
-  except (FileNotFoundError, ValueError) as e:
+    if not args.no_detect:
+      faces.ready(args.detector)
+  except (FileNotFoundError, ValueError, faces.DetectorError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   files, problems = faces.expand_inputs(args.paths)

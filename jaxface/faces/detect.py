@@ -24,6 +24,15 @@ def from_detection(d) -> Face:
   return Face(box, round(float(d.score), 4), np.asarray(d.keypoints, np.float32))
 
 
+def ready(detector: str = "cnn") -> None:
+  """Makes ``detector`` now (converting it first, downloading its source if need be), so that a failure (offline,
+  say) is one error before any photo: ``cnn.DetectorError``, whose message says what to do."""
+  if detector == "cnn":
+    from jaxface.faces import cnn
+
+    cnn.default()
+
+
 def detect(image: Image.Image | np.ndarray, detector: str = "cnn") -> list[Face]:
   """The faces of an RGB photo, best first (cnn: by score; haar: largest first)."""
   if detector == "haar":

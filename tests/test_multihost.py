@@ -202,23 +202,16 @@ def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
   port = portpicker.pick_unused_port()
   script = Path(__file__).with_name("multihost_feeds.py")
   busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-  logs = [open(tmp_path / f"p{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed below)
+  logs = [open(tmp_path / f"p{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed by _reap)
   procs = [
     subprocess.Popen([sys.executable, str(script), str(port), str(i), "20"], stdout=log, stderr=subprocess.STDOUT)
     for i, log in enumerate(logs)
   ]
   try:
-    for p in procs:
-      p.wait(timeout=TIMEOUT_S)
-  except subprocess.TimeoutExpired:
-    pass
+    outs = _reap(procs, logs, within_s=TIMEOUT_S)
   finally:
-    for p in [*procs, busy]:
-      p.kill()
-      p.wait()
-    outs = [Path(log.name).read_text() for log in logs]
-    for log in logs:
-      log.close()
+    busy.kill()
+    busy.wait()
   for i, (p, out) in enumerate(zip(procs, outs, strict=True)):
     assert p.returncode == 0 and out.rstrip().endswith("done"), f"process {i} (rc {p.returncode}):\n{out[-3000:]}"
 

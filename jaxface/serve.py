@@ -4,7 +4,9 @@ Serves a trained workdir (or a file from ``python -m jaxface.export``) over
 HTTP: a REST API (``/v1/predict``, ``/v1/annotate``, ``/v1/model``,
 ``/healthz``; OpenAPI docs at ``/docs``) and a web page at ``/`` to drop photos
 on. Concurrent requests' faces are gathered into one model call (at most
---max-batch faces, waiting at most --max-wait-ms for more). Needs the
+--max-batch faces, waiting at most --max-wait-ms for more). Each request has
+deadlines (--body-s, --answer-s), and at most --max-active are at work at
+once. Needs the
 ``serve`` extra: pip install -e '.[serve]'.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 from jaxface import faces
 from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
+from jaxface.serving.limits import Limits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--batch-size", type=int, default=32, help="faces per model call (a static, compiled shape)")
   p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
   p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
+  p.add_argument("--max-active", type=int, default=Limits.max_active, help="requests at work at once; others wait")
+  p.add_argument("--max-waiting", type=int, default=Limits.max_waiting, help="requests waiting; more get 503 at once")
+  p.add_argument("--answer-s", type=float, default=Limits.answer_s, help="deadline for an answer once the body is in")
+  p.add_argument("--body-s", type=float, default=Limits.body_s, help="deadline for a request's body to arrive")
   p.add_argument("--detector", default="cnn", choices=DETECTORS, help="face detector (default cnn; see predict)")
   p.add_argument(
     "--expose-model-details", action="store_true",
@@ -65,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
   faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector's first call, compiled
+  limits = Limits(max_active=args.max_active, max_waiting=args.max_waiting, answer_s=args.answer_s, body_s=args.body_s)
   app = create_app(
-    predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, expose_details=args.expose_model_details
-  )
+    predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, limits=limits,
+    expose_details=args.expose_model_details,
+  )  # fmt: skip
   print(f"serving {info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
   uvicorn.run(app, host=args.host, port=args.port, log_level="info")
   return 0

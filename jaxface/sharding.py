@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
@@ -21,6 +23,14 @@ def select_devices(which: str = "auto") -> list:
 
 
 def data_mesh(devices: list) -> Mesh:
+  """Refuses processes with unequal device counts: each process feeds an equal share of every batch."""
+  counts = collections.Counter(d.process_index for d in devices)
+  if len(set(counts.values())) > 1:
+    each = ", ".join(f"process {p}: {n}" for p, n in sorted(counts.items()))
+    raise ValueError(
+      f"the processes have unequal numbers of devices ({each}); each feeds an equal share of every batch, so give "
+      "every process the same number (e.g. the same CUDA_VISIBLE_DEVICES count or --xla_force_host_platform_device_count)"
+    )
   return Mesh(np.asarray(devices), ("data",), axis_types=(AxisType.Auto,))
 
 

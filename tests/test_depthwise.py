@@ -47,3 +47,13 @@ def test_module_keeps_nnx_convs_parameter_and_impl_is_settable():
   assert depthwise.set_impl(m, "grouped").impl == "grouped"
   with pytest.raises(ValueError, match="unknown depthwise impl"):
     depthwise.set_impl(m, "fft")
+
+
+@pytest.mark.parametrize("platform, convolutions", [("cpu", 0), ("cuda", 1), ("tpu", 1)])
+def test_auto_is_shifted_on_cpu_and_grouped_elsewhere(platform, convolutions):
+  """The gate, seen in the program lowered for each platform (no GPU or TPU needed to lower for one)."""
+  f = jax.jit(lambda x, w: depthwise.depthwise_conv(x, w, 1, 1))
+  text = jax.export.export(f, platforms=[platform])(jnp.zeros((1, 8, 8, 4)), jnp.zeros((3, 3, 1, 4))).mlir_module()
+  assert text.count("stablehlo.convolution") == convolutions
+  assert ("feature_group_count = 4" in text) == bool(convolutions)  # grouped: one group per channel
+  assert (text.count("stablehlo.slice") >= 9) != bool(convolutions)  # shifted: a slice for each of the 9 taps

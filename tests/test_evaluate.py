@@ -10,6 +10,7 @@ from jaxface import evaluate as evaluate_cli
 from jaxface import figures, metrics
 from jaxface.data import pipeline
 from jaxface.inference import evaluation, restore
+from jaxface.inference.model import InferenceModel
 from jaxface.training import losses
 
 
@@ -78,7 +79,18 @@ def test_evaluate_split_all_and_tta(trained, fake_archive):
   _, expect = fake_archive
   r = evaluation.evaluate(trained, "all", tta="flip", data=str(fake_archive[0]))
   # every usable file: duplicates included, skipped files reported
-  assert r["n"] == expect["usable"] + 3
+  assert r["n"] == expect["usable"] + 3 and r["tta"] == "flip"
+  # each prediction is the mean of the face's and its mirror's, as predicted without TTA
+  restored = restore.load(trained)
+  source, _ = evaluation.load_split(restored, "all", str(fake_archive[0]))
+  mirrored = [{**ex, "image": np.asarray(ex["image"])[:, ::-1]} for ex in source]
+  plain = evaluation.predict_source(InferenceModel(restored), source, 4)
+  mirror = evaluation.predict_source(InferenceModel(restored), mirrored, 4)
+  with open(trained / "predictions_all.csv") as f:
+    got = {row["file_name"]: float(row["pred_age"]) for row in csv.DictReader(f)}
+  want = (plain["pred_age"] + mirror["pred_age"]) / 2
+  assert np.abs(plain["pred_age"] - mirror["pred_age"]).max() > 1e-3
+  np.testing.assert_allclose([got[n] for n in plain["file_name"]], want, rtol=1e-4, atol=1e-3)
   assert {s["file_name"] for s in r["skipped"]} == expect["skipped"]
   with pytest.raises(ValueError, match="has no 'nope' split"):
     evaluation.load_split(restore.load(trained), "nope", None)

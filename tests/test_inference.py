@@ -60,5 +60,14 @@ def test_one_compilation_per_batch_shape(trained):
   assert model._fn._cache_size() == 1
   model(np.zeros((2, 32, 32, 3), np.uint8))
   assert model._fn._cache_size() == 2
+  assert a["age"].shape == (4,)
+
+
+def test_flip_tta_averages_the_image_and_its_mirror(trained):
+  model = InferenceModel(restore.load(trained, "last"))
+  x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), np.uint8)
+  plain, mirrored = jax.device_get(model(x)), jax.device_get(model(x[:, :, ::-1]))
   flip = jax.device_get(InferenceModel(model.restored, tta="flip")(x))
-  np.testing.assert_allclose(flip["age"], a["age"], rtol=1e-5)  # a uniform image is its own mirror
+  assert np.abs(plain["age"] - mirrored["age"]).max() > 1e-3  # the mirror is another input
+  for k in ("age", "p_female"):
+    np.testing.assert_allclose(flip[k], (plain[k] + mirrored[k]) / 2, rtol=1e-5, atol=1e-6)

@@ -201,3 +201,138 @@ def test_the_serve_command_brings_the_page_up(trained):
   finally:
     server.terminate()
     server.wait(timeout=30)
+
+
+def test_one_request_gives_the_records_and_the_annotated_image(client, photos):
+  """The page's one request: ``?annotate=true`` adds each image boxed and labelled, as a PNG data URL."""
+  import base64
+
+  files = [("files", (n, photos[n], "image/jpeg")) for n in ("astronaut.jpg", "cat.jpg")]
+  calls = client.get("/v1/model").json()["model_calls"]
+  r = client.post("/v1/predict", params={"annotate": "true"}, files=files)
+  assert r.status_code == 200, r.text
+  got = r.json()
+  assert [x["status"] for x in got["records"]] == ["ok", "no_face"] and len(got["annotated"]) == 2
+  assert client.get("/v1/model").json()["model_calls"] == calls + 1  # the model ran once, for the one face
+  head, data = got["annotated"][0].split(",", 1)
+  img = Image.open(io.BytesIO(base64.b64decode(data)))
+  assert head == "data:image/png;base64" and img.format == "PNG" and img.size == (512, 512)
+  assert np.abs(np.asarray(img.convert("RGB"), float) - skdata.astronaut()).max() > 100  # a box was drawn
+  assert "annotated" not in client.post("/v1/predict", files=files[:1]).json()
+
+
+class _Slow:
+  """A predictor whose detection takes ``seconds`` for a file named slow*."""
+
+  def __init__(self, predictor, seconds: float):
+    self._p, self.seconds = predictor, seconds
+
+  def faces(self, photo, detect):
+    if photo.file.startswith("slow"):
+      time.sleep(self.seconds)
+    return self._p.faces(photo, detect)
+
+  def __getattr__(self, name):
+    return getattr(self._p, name)
+
+
+def test_an_answer_past_its_deadline_is_a_504_and_the_server_goes_on(trained, photos):
+  from jaxface.inference import export
+
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  astronaut = {"files": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")}
+  with TestClient(create_app(predictor, info)) as c:
+    assert c.post("/v1/predict", files=astronaut).status_code == 200  # compiled first: not the deadline's time
+  with TestClient(create_app(_Slow(predictor, 3.0), info, limits=Limits(answer_s=2.0))) as c:
+    start = time.monotonic()
+    r = c.post("/v1/predict", files={"files": ("slow.jpg", photos["astronaut.jpg"], "image/jpeg")})
+    assert r.status_code == 504 and "not answered within 2 s" in r.json()["detail"]
+    assert time.monotonic() - start < 2.9  # answered at the deadline, not when the work ended
+    ok = c.post("/v1/predict", files=astronaut)
+    assert ok.status_code == 200 and ok.json()["records"][0]["status"] == "ok"
+
+
+def test_the_gate_keeps_order_and_refuses_past_its_queue():
+  """One place and one waiting: the second request waits for the first, the third is refused with 503."""
+  import asyncio
+
+  from fastapi import HTTPException
+
+  from jaxface.serving.app import Gate
+
+  async def scenario():
+    gate, order = Gate(max_active=1, max_waiting=1), []
+    release = asyncio.Event()
+
+    async def request(name, hold):
+      async with gate.place():
+        order.append(name)
+        if hold:
+          await release.wait()
+
+    first = asyncio.create_task(request("first", True))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(request("second", False))
+    await asyncio.sleep(0)
+    with pytest.raises(HTTPException) as refused:
+      await request("third", False)
+    assert order == ["first"] and gate.waiting == 1
+    release.set()
+    await asyncio.gather(first, second)
+    await request("fourth", False)  # the queue emptied: served again
+    return order, refused.value
+
+  order, refused = asyncio.run(scenario())
+  assert order == ["first", "second", "fourth"]
+  assert refused.status_code == 503 and "busy" in refused.detail and refused.headers == {"Retry-After": "1"}
+
+
+def test_a_slow_body_is_a_408_and_never_holds_up_a_normal_request(trained, photos):
+  """Against a real server: 20 clients sending a byte a second, and a normal request still answered."""
+  import socket
+  import threading
+
+  import httpx2 as httpx
+  import portpicker
+  import uvicorn
+
+  from jaxface.inference import export
+
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  port = portpicker.pick_unused_port()
+  app = create_app(predictor, info, limits=Limits(body_s=3.0, max_active=2))
+  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+  thread = threading.Thread(target=server.run, daemon=True)
+  thread.start()
+  slow = []
+  try:
+    while not server.started:
+      time.sleep(0.05)
+    files = {"files": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")}
+    url = f"http://127.0.0.1:{port}/v1/predict"
+    assert httpx.post(url, files=files, timeout=60).status_code == 200  # compiled
+    start = time.monotonic()
+    assert httpx.post(url, files=files, timeout=30).status_code == 200
+    unloaded = time.monotonic() - start
+    for _ in range(20):
+      s = socket.create_connection(("127.0.0.1", port))
+      s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 1000\r\n\r\n-")  # fmt: skip
+      slow.append(s)
+    start = time.monotonic()
+    ok = httpx.post(url, files=files, timeout=30)
+    assert ok.status_code == 200 and ok.json()["records"][0]["status"] == "ok"
+    assert time.monotonic() - start < unloaded + 2  # before the slow bodies' deadline: they held no place
+    slow[0].settimeout(10)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+      slow[0].sendall(b"-")  # still sending, a byte at a time
+      answer += slow[0].recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 3 s" in answer, answer
+  finally:
+    for s in slow:
+      s.close()
+    server.should_exit = True
+    thread.join(timeout=30)

@@ -136,3 +136,15 @@ def test_arrays_are_read_once_and_cached(fake_full):
   for k in ("image", "age", "gender"):
     np.testing.assert_array_equal(first[k], again[k])
     np.testing.assert_array_equal(first[k][3], src[3][k])
+
+
+def test_processes_with_unequal_device_counts_are_refused():
+  """Each process feeds an equal share of every batch: 2 devices beside 1 cannot be one data mesh."""
+  import types
+
+  from jaxface import sharding
+
+  devices = [types.SimpleNamespace(id=i, process_index=p) for i, p in enumerate([0, 0, 1])]
+  with pytest.raises(ValueError, match=r"unequal numbers of devices \(process 0: 2, process 1: 1\)"):
+    sharding.data_mesh(devices)
+  assert sharding.data_mesh(jax.devices()).devices.size == len(jax.devices())

@@ -2,7 +2,8 @@
 
 ``POST /v1/predict`` (one or more images, multipart field ``files``): the
 records ``predict`` writes, one per face, or a no-face record per image
-(``?detect=false``: each image is already a face crop).
+(``?detect=false``: each image is already a face crop; ``?annotate=true``:
+also each image boxed and labelled, as PNG data URLs, which the page shows).
 ``POST /v1/annotate`` (one image, field ``file``): the image as PNG, each face
 boxed and labelled. ``GET /v1/model``: arch, metrics and limits (with
 ``expose_details``, also the config and the run's provenance: its command,
@@ -11,13 +12,18 @@ paths and host).
 
 Bad input is a 4xx whose ``detail`` names the file and what is wrong (400:
 empty, not an image, no file; 413: over the size, pixel or file-count
-limit, a body over the request limit refused while it arrives); the server
-goes on serving. Decoding, detection and cropping run in
-a thread pool, the model in the batcher's thread: the event loop stays free.
+limit, a body over the request limit refused while it arrives; 408: a body
+slower than ``body_s``); the server goes on serving. 503: the model call
+failed, or too many requests wait already; 504: no answer within
+``answer_s``. At most ``max_active`` requests are at work at once, the rest
+wait their turn. Decoding, detection and cropping run in a thread pool, the
+model in the batcher's thread: the event loop stays free.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import dataclasses
 import io
@@ -35,18 +41,8 @@ from jaxface import faces
 from jaxface.inference.predictor import Predictor
 from jaxface.serving.batcher import Batcher
 from jaxface.serving.body_limit import BodyLimit
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-  max_files: int = 16  # images in one request
-  max_bytes: int = 10 * 2**20  # per image file
-  max_pixels: int = 40_000_000  # per image, width x height
-
-  @property
-  def max_body(self) -> int:
-    """A whole request: every file at its limit, plus room for the multipart framing."""
-    return self.max_files * self.max_bytes + 64 * 2**10
+from jaxface.serving.deadline import Deadline
+from jaxface.serving.limits import Limits
 
 
 def public_info(info: dict) -> dict:
@@ -81,17 +77,47 @@ def _decode(data: bytes, name: str, limits: Limits) -> faces.Photo:
   return photo
 
 
+class Gate:
+  """At most ``max_active`` requests at work; up to ``max_waiting`` more wait their turn, first come first served;
+  beyond that a request is refused at once with 503. Only a request whose body is in takes a place, so slow
+  uploads never hold one."""
+
+  def __init__(self, max_active: int, max_waiting: int):
+    self._places, self.max_waiting, self.waiting = asyncio.Semaphore(max_active), max_waiting, 0
+
+  @contextlib.asynccontextmanager
+  async def place(self):
+    if self._places.locked() and self.waiting >= self.max_waiting:
+      raise HTTPException(503, f"busy: {self.waiting} requests are waiting already; try again", {"Retry-After": "1"})
+    self.waiting += 1
+    try:
+      await self._places.acquire()
+    finally:
+      self.waiting -= 1
+    try:
+      yield
+    finally:
+      self._places.release()
+
+
+def _png(photo: faces.Photo, records: list[dict]) -> bytes:
+  buf = io.BytesIO()
+  faces.drawn(photo.image, [r for r in records if r["status"] == "ok"]).save(buf, format="PNG")
+  return buf.getvalue()
+
+
 def create_app(
   predictor: Predictor,
   info: dict,
   *,
   max_batch: int = 64,
   max_wait_ms: float = 5.0,
-  limits: Limits = Limits(),
+  limits: Limits | None = None,
   expose_details: bool = False,
 ) -> FastAPI:
   """``info``: the model (``export.model_info``, or an export's meta); ``GET /v1/model`` shows ``public_info`` of it,
   or all of it with ``expose_details``. ``max_batch=0``: no gathering."""
+  limits = limits or Limits()
   batcher = Batcher(predictor.run, max_batch, max_wait_ms / 1000)
 
   @contextlib.asynccontextmanager
@@ -103,8 +129,10 @@ def create_app(
     title="jaxface", summary="Age and gender of the faces in photos.", lifespan=lifespan,
     description=__doc__.split("\n\n")[1],
   )  # fmt: skip
-  app.add_middleware(BodyLimit, max_bytes=limits.max_body)
+  app.add_middleware(Deadline, body_s=limits.body_s, answer_s=limits.answer_s)
+  app.add_middleware(BodyLimit, max_bytes=limits.max_body)  # added last, so outermost: refused before any clock
   app.state.batcher = batcher
+  gate = Gate(limits.max_active, limits.max_waiting)
   shown = info if expose_details else public_info(info)
 
   async def read(upload: UploadFile) -> faces.Photo:
@@ -128,11 +156,18 @@ def create_app(
   async def predict(
     files: Annotated[list[UploadFile], File(description="one or more images")],
     detect: Annotated[bool, Query(description="false: each image is already a face crop")] = True,
+    annotate: Annotated[bool, Query(description="also each image boxed and labelled, as a PNG data URL")] = False,
   ) -> dict:
     if len(files) > limits.max_files:
       raise HTTPException(413, f"{len(files)} files: over the limit of {limits.max_files} a request")
-    photos = [await read(f) for f in files]  # every file checked before any model work
-    return {"records": [r for photo in photos for r in await records(photo, detect)]}
+    async with gate.place():
+      photos = [await read(f) for f in files]  # every file checked before any model work
+      found = [await records(photo, detect) for photo in photos]
+      out = {"records": [r for recs in found for r in recs]}
+      if annotate:
+        pngs = [await run_in_threadpool(_png, photo, recs) for photo, recs in zip(photos, found, strict=True)]
+        out["annotated"] = ["data:image/png;base64," + base64.b64encode(png).decode() for png in pngs]
+      return out
 
   @app.post(
     "/v1/annotate", summary="The image as PNG, each face boxed and labelled",
@@ -142,11 +177,10 @@ def create_app(
     file: Annotated[UploadFile, File(description="one image")],
     detect: Annotated[bool, Query(description="false: the image is already a face crop")] = True,
   ) -> Response:
-    photo = await read(file)
-    found = [r for r in await records(photo, detect) if r["status"] == "ok"]
-    buf = io.BytesIO()
-    await run_in_threadpool(lambda: faces.drawn(photo.image, found).save(buf, format="PNG"))
-    return Response(buf.getvalue(), media_type="image/png")
+    async with gate.place():
+      photo = await read(file)
+      png = await run_in_threadpool(_png, photo, await records(photo, detect))
+    return Response(png, media_type="image/png")
 
   @app.get("/v1/model", summary="Arch, metrics and limits of the model served")
   async def model() -> dict:

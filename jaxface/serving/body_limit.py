@@ -28,9 +28,9 @@ class BodyLimit:
     length = dict(scope["headers"]).get(b"content-length")
     if length is not None:
       if not length.isdigit():
-        return await _reply(send, 400, f"Content-Length {length.decode(errors='replace')!r} is not a number")
+        return await reply(send, 400, f"Content-Length {length.decode(errors='replace')!r} is not a number")
       if int(length) > self.max_bytes:
-        return await _reply(send, 413, self._too_large(f"{int(length):,} bytes"))
+        return await reply(send, 413, self._too_large(f"{int(length):,} bytes"))
     seen = 0
 
     async def counted():
@@ -45,7 +45,7 @@ class BodyLimit:
     await self.app(scope, counted, send)
 
 
-async def _reply(send, status: int, detail: str) -> None:
+async def reply(send, status: int, detail: str) -> None:
   body = json.dumps({"detail": detail}).encode()
   headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
   await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})

@@ -37,8 +37,9 @@ def jpeg(array: np.ndarray) -> bytes:
   return buf.getvalue()
 
 
-def start_server(workdir: str, port: int, flags: list[str]) -> subprocess.Popen:
-  cmd = [sys.executable, "-m", "jaxface.serve", "--workdir", workdir, "--port", str(port), *flags]
+def start_server(workdir: str, port: int, flags: list[str], cmd: list[str] | None = None) -> subprocess.Popen:
+  """``python -m jaxface.serve`` (or ``cmd``) on 127.0.0.1:port, once it answers /healthz."""
+  cmd = cmd or [sys.executable, "-m", "jaxface.serve", "--workdir", workdir, "--port", str(port), *flags]
   proc = subprocess.Popen(cmd, cwd=common.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   import httpx2 as httpx
 

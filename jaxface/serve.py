@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
   except (FileNotFoundError, ValueError, faces.DetectorError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  predictor.run(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # compiled before the first request
+  for n in predictor.shapes:  # each batch shape compiled before the first request
+    predictor.run(np.zeros((n, predictor.size, predictor.size, 3), np.uint8))
   faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector's first call, compiled
   limits = Limits(max_active=args.max_active, max_waiting=args.max_waiting, answer_s=args.answer_s, body_s=args.body_s)
   app = create_app(

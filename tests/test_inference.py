@@ -71,3 +71,18 @@ def test_flip_tta_averages_the_image_and_its_mirror(trained):
   assert np.abs(plain["age"] - mirrored["age"]).max() > 1e-3  # the mirror is another input
   for k in ("age", "p_female"):
     np.testing.assert_allclose(flip[k], (plain[k] + mirrored[k]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_predictor_pads_a_small_batch_to_the_next_shape_only(trained):
+  """3 crops run as a batch of 4, not of the batch size; the rows equal those of a full batch."""
+
+  p = Predictor.from_workdir(trained, batch_size=8)
+  assert p.shapes == [1, 2, 4, 8]
+  crops = np.random.default_rng(0).integers(0, 256, (11, 32, 32, 3), np.uint8)
+  whole = p.run(crops)  # a batch of 8, then 3 padded to 4
+  assert p.model._fn._cache_size() == 2
+  for n in (1, 3):
+    part = p.run(crops[:n])
+    for k in ("age", "p_female"):
+      np.testing.assert_allclose(part[k], whole[k][:n], rtol=1e-5, atol=1e-5)
+  assert p.model._fn._cache_size() == 3  # 1 and 4 (3 padded): no new shape for 3

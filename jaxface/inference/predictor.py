@@ -74,14 +74,20 @@ class Predictor:
       for i, (box, score, pixels) in enumerate(crops)
     ]
 
+  @property
+  def shapes(self) -> list[int]:
+    """The batch sizes ``run`` compiles: powers of two up to the batch size, and the batch size."""
+    return sorted({min(2**i, self.batch_size) for i in range(self.batch_size.bit_length() + 1)})
+
   def run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-    """The model on any number of crops, in batches of the static batch size (the last one padded)."""
+    """The model on any number of crops, in batches of the batch size; a smaller batch is padded to the next of
+    ``shapes``, so one face costs one face's compute, not a full batch's, with a few compiled shapes."""
     out = {"age": [], "p_female": []}
     for start in range(0, len(crops), self.batch_size):
       images = crops[start : start + self.batch_size]
       n = len(images)
-      if n < self.batch_size:  # pad: one compiled shape for every batch
-        images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
+      if (padded := next(b for b in self.shapes if b >= n)) > n:
+        images = np.concatenate([images, np.zeros((padded - n, *images.shape[1:]), np.uint8)])
       got = jax.device_get(self.model(images))
       for k in got:
         out.setdefault(k, []).append(np.asarray(got[k])[:n])

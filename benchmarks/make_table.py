@@ -189,6 +189,78 @@ def _serve() -> list[str]:
   ]  # fmt: skip
 
 
+def _abuse() -> list[str]:
+  path = HERE / "results" / "abuse_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  (r,) = d["rows"]
+  f, slow, fault = r["fuzz"], r["slow"], r["fault"]
+  size = "; ".join(f"{x['framing']}: {x['status']}, RSS +{x['rss_growth_mb']:.0f} MB" for x in r["size"])
+  load = "; ".join(
+    f"{x['request']}: {x['requests']} requests, {x['failures']} failed, {x['requests_per_s']:.1f}/s, p50 "
+    f"{x['latency_p50_ms'] / 1000:.1f} s, p99 {x['latency_p99_ms'] / 1000:.1f} s"
+    for x in r["load"]
+  )
+  rows = [
+    ("fuzz", f"{f['uploads']:,} generated uploads (seed {f['seed']})", "no answer >= 500; a normal request answered as"
+     " before after every 100", f"{f['responses_5xx']} answers >= 500, {f['transport_errors']} closed connections;"
+     f" {f['normal_checks'] - f['normal_checks_failed']} of {f['normal_checks']} checks as before"),
+    ("size", "a 1 GB body, with a Content-Length and chunked", "413; RSS grows < 50 MB", size),
+    ("slow", f"{slow['slow_connections']} connections sending a byte a second, {slow['seconds']:.0f} s",
+     "normal request's median within 2 s of unloaded", f"{slow['loaded_median_s']:.2f} s against"
+     f" {slow['unloaded_median_s']:.2f} s ({slow['loaded_requests']} requests, {slow['loaded_not_200']} not 200)"),
+    ("load", f"{r['load'][0]['clients']} clients, photo then crop", "no failure; p50, p99", load),
+    ("fault", "the model call raises once", "that call's requests 5xx with the reason; the next succeed",
+     f"{fault['failed_during']} of {fault['requests_during']} requests of the call {fault['statuses_during']}, reason"
+     f" given: {fault['every_failure_a_5xx_with_the_reason']}; next requests all 200: {fault['after_all_200']}"),
+  ]  # fmt: skip
+  met = d["targets"]
+  return [
+    "### The server under attack (benchmarks/abuse.py)", "",
+    f"`python -m jaxface.serve` with its default limits, serving {d['arch']} at {d['image_size']} px, on"
+    f" {d['host']['cpu']} ({d['host']['cpu_count']} cores); every phase sends to 127.0.0.1 only."
+    f" Targets met: {sum(met.values())} of {len(met)}. {_file(path.name)}", "",
+    "| phase | what | target | measured |", "| --- | --- | --- | --- |",
+    *(f"| {a} | {b} | {c} | {e} |" for a, b, c, e in rows), "",
+  ]  # fmt: skip
+
+
+def _faults() -> list[str]:
+  path = HERE / "results" / "faults_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  (r,) = d["rows"]
+  k, fd, dm, p0 = r["kill"], r["full_disk"], r["damaged"], r["process_0_killed"]
+  newest = sum(x["resumed_from_the_newest"] for x in k)
+  disk = fd.get("skipped") or (
+    f"the run stopped (exit {fd['rc']}, says no space: {fd['says_no_space']}); resumed from step"
+    f" {fd['resumed_from']}, ended equal: {fd['equal']}"
+  )
+  rows = [
+    ("kill -9 at random moments", f"{len(k)} runs, killed with 0 to {r['epochs'] - 1} checkpoints on disk (runs"
+     f" killed with each: {[sum(len(x['checkpoints_at_kill']) == c for x in k) for c in range(r['epochs'] + 1)]}):"
+     f" {sum(x['equal'] for x in k)} ended equal to the unbroken run, {newest} resumed from the newest checkpoint"),
+    ("a full disk during a save", disk),
+    ("the newest checkpoint damaged", f"set aside {dm['newest']['set_aside']}, resumed from step"
+     f" {dm['newest']['resumed_from']}, ended equal: {dm['newest']['equal']}"),
+    ("every checkpoint damaged", f"stopped (exit {dm['every']['rc']}), started from scratch:"
+     f" {dm['every']['started_from_scratch']}"),
+    ("process 0 killed (2 processes)", f"process 1 stopped after {p0['process_1_stopped_after_s']} s (exit"
+     f" {p0['process_1_rc']}); resumed from step {p0['resumed_from']}, ended equal to the unbroken 2-process run:"
+     f" {p0['equal_to_the_unbroken_2_process_run']}"),
+  ]  # fmt: skip
+  met = d["targets"]
+  return [
+    "### Training under faults (benchmarks/faults.py)", "",
+    f"A tiny custom CNN at 32 px on the tests' fake archive, {r['epochs']} epochs ({r['steps']} steps, an unbroken run"
+    f" {r['unbroken_wall_s']:.0f} s with its start-up), on {d['host']['cpu']} ({d['host']['cpu_count']} cores)."
+    f" Targets met: {sum(met.values())} of {len(met)}. {_file(path.name)}", "",
+    "| fault | measured |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows), "",
+  ]  # fmt: skip
+
+
 def _detector() -> list[str]:
   path = HERE / "results" / "detector_cpu.json"
   if not path.exists():
@@ -218,7 +290,8 @@ def _detector() -> list[str]:
 
 def tables() -> str:
   rows = _load()
-  lines = _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _detector() + _xla_cpu_flags(rows)
+  lines = _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _abuse() + _faults() + _detector()
+  lines += _xla_cpu_flags(rows)
   for bench, title in (
     ("train_throughput", "Training step (images/s, median of timed steps)"),
     ("inference", "Inference (images/s; latency per batch in ms)"),

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
   except (
     source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError,
     checkpoint.CheckpointReadError, checkpoint.DamagedCheckpointsError,
+    OSError,  # a full disk, a permission, a vanished mount: the machine's state, said in one line
   ) as e:  # fmt: skip
     return _failed(1, f"error: {e}")
   except KeyboardInterrupt:

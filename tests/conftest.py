@@ -25,12 +25,20 @@ def _compilation_cache() -> str:
   return str(Path(os.environ["JAXFACE_CACHE"], "xla", key))
 
 
-# Set before jax is imported; subprocesses inherit them.
+# Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: they doubled the
+# compile time of the tests' small programs, which dominates the suite, and no test measures speed.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _compilation_cache())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import fake_utkface  # noqa: E402
+
+
+def xla_flags(devices: int) -> str:
+  """XLA_FLAGS for a subprocess with ``devices`` CPU devices, keeping the suite's own flags."""
+  return f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
+
 
 REAL_DATA = os.environ.get("JAXFACE_DATA")
 

@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_WIDTHS
+from conftest import TINY_WIDTHS, xla_flags
 
 from jaxface import Predictor
 from jaxface.inference import InferenceModel, evaluation, restore
@@ -18,7 +18,7 @@ from jaxface.inference import InferenceModel, evaluation, restore
 def trained_on_4(tmp_path_factory, fake_archive):
   """A tiny custom CNN trained 1 epoch on 4 fake CPU devices, in its own process."""
   wd, tfds_dir = tmp_path_factory.mktemp("trained4"), tmp_path_factory.mktemp("tfds4")
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(4), "JAX_PLATFORMS": "cpu"}
   args = ["--arch", "custom", "--data", str(fake_archive[0]), "--dataset", "full", "--tfds-dir", str(tfds_dir),
           "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--widths", json.dumps(TINY_WIDTHS),
           "--hidden", "16", "--workdir", str(wd)]  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import portpicker
 import pytest
-from conftest import TINY_WIDTHS
+from conftest import TINY_WIDTHS, xla_flags
 
 STEPS_PER_EPOCH = 6  # the fake archive's full/train split in batches of 8
 EPOCHS = 3
@@ -46,7 +46,7 @@ class Launcher:
 
   def launch(self, workdir: Path, processes: int, devices_each: int, *flags: str, only=None) -> list:
     env = {
-      **os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}",
+      **os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices_each),
     }  # fmt: skip
     args = ["--arch", "custom", "--data", str(self.archive), "--dataset", "full", "--tfds-dir", str(self.tfds_dir),
             "--image-size", "32", "--batch-size", "8", "--widths", json.dumps(TINY_WIDTHS), "--hidden", "16",

@@ -294,3 +294,18 @@ def test_files_are_written_atomically(tmp_path, monkeypatch):
     files.write_bytes(tmp_path / "w.bin", b"new, half-written")
   assert (tmp_path / "w.bin").read_bytes() == b"old"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "w.bin"]  # no temporary file left behind
+
+
+def test_an_error_that_ends_a_run_is_not_replaced_by_the_failed_save(tmp_path, monkeypatch, caplog):
+  """A full disk fails the write that ends the run and the save in flight: the first error is the one raised."""
+  from jaxface.training import checkpoint
+
+  def save_failed():
+    raise ValueError("RESOURCE_EXHAUSTED: the save failed too")
+
+  with pytest.raises(OSError, match="No space left"), checkpoint.Checkpointer(tmp_path / "ckpt") as ckpt:
+    monkeypatch.setattr(ckpt.mngr, "wait_until_finished", save_failed)
+    raise OSError(28, "No space left on device")
+  assert "the checkpoint being saved failed as well: ValueError: RESOURCE_EXHAUSTED" in caplog.text
+  with pytest.raises(ValueError, match="the save failed too"), checkpoint.Checkpointer(tmp_path / "ckpt2") as ckpt:
+    monkeypatch.setattr(ckpt.mngr, "wait_until_finished", save_failed)  # nothing else went wrong: its error stands

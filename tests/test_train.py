@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_WIDTHS as TINY
-from conftest import restored_params, tiny_cfg
+from conftest import restored_params, tiny_cfg, xla_flags
 
 from jaxface import config as config_lib
 from jaxface import models, xla_options
@@ -99,7 +99,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, fake_archive, tfds
 def _run_devices(
   n: int, workdir: Path, archive, tfds_dir, batch: int = 8, mode: str = "auto"
 ) -> subprocess.CompletedProcess:
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}", "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(n), "JAX_PLATFORMS": "cpu"}
   args = ["--arch", "custom", "--data", str(archive), "--config", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
           "--batch-size", str(batch), "--epochs", "1", "--workdir", str(workdir), "--devices", "cpu"]  # fmt: skip
   args += ["--widths", json.dumps(TINY), "--hidden", "16", "--input", mode]

@@ -183,6 +183,19 @@ class Checkpointer:
     self.mngr.wait_until_finished()
     self.mngr.close()
 
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, kind, error, tb) -> None:
+    """Waits for the save in flight, whatever ends the run; when an error ends it, that error is the one reported
+    (a full disk fails the save too, and its error would otherwise replace the first)."""
+    try:
+      self.close()
+    except Exception as e:
+      if error is None:
+        raise
+      logging.error("the checkpoint being saved failed as well: %s", _short(e))
+
 
 def _short(e: BaseException | None) -> str:
   return "another process could not read it" if e is None else f"{type(e).__name__}: {str(e)[:300]}"

@@ -137,8 +137,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)
 
   # --- checkpoint restore --------------------------------------------------
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
-  with contextlib.closing(ckpt):  # close() waits for the save in flight, whatever ends the run
+  with checkpoint.Checkpointer(workdir / "checkpoints") as ckpt:  # waits for the save in flight, whatever ends the run
     history_path = workdir / "history.json"
     history: list[dict] = []
     start_epoch = 0

@@ -1,0 +1,79 @@
+"""The numbers in the README's prose, written again from their results files: a stale sentence fails.
+
+(The tables are generated, and tested, by experiments/results_table.py and
+benchmarks/make_table.py; this covers the sentences around them.)
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments" / "results"
+BENCH = ROOT / "benchmarks" / "results"
+
+
+def load(path: Path) -> dict:
+  return json.loads(path.read_text())
+
+
+def ev(run: str, split: str = "validation") -> dict:
+  return load(EXP / run / f"eval_{split}.json")
+
+
+def best_epoch(run: str) -> tuple[int, int]:
+  h = load(EXP / run / "history.json")
+  return min(h, key=lambda e: e["val_age_mae"])["epoch"], len(h)
+
+
+def pct(x: float) -> str:
+  return f"{100 * x:.1f} %"
+
+
+def claims() -> list[tuple[str, str]]:
+  """(id, the sentence as the files say it)."""
+  mnv2, reg = ev("cpu_subset5000/mobilenet_v2"), ev("cpu_subset5000_regression/mobilenet_v2")
+  lr01 = ev("cpu_subset5000_backbone_lr_0.1/mobilenet_v2")
+  reg_last = load(EXP / "cpu_subset5000_regression/mobilenet_v2/history.json")[-1]
+  full, cust = ev("full/faceres", "test"), ev("full/custom", "test")
+  out = [
+    ("mobilenet_v2 distribution", "age MAE {:.2f} and gender {} at its best epoch ({} of {})".format(
+      mnv2["age_mae"], pct(mnv2["gender_acc"]), *best_epoch("cpu_subset5000/mobilenet_v2"))),
+    ("mobilenet_v2 regression", "gave {:.2f} and {} (best epoch {} of {})".format(
+      reg["age_mae"], pct(reg["gender_acc"]), *best_epoch("cpu_subset5000_regression/mobilenet_v2"))),
+    ("mobilenet_v2 backbone 0.1x", f"{lr01['age_mae']:.2f} and {pct(lr01['gender_acc'])} with the backbone at 0.1x"),
+    ("mobilenet_v2 underfits", f"(training accuracy {pct(reg_last['train_gender_acc'])} at the last epoch)"),
+    ("faceres full", "**{:.2f} years and {} on the frozen test split**, its 90 % interval covering {} at {:.1f} years "
+     "wide. That is ahead of the custom CNN's {:.2f}, {} and {:.1f} years".format(
+      full["age_mae"], pct(full["gender_acc"]), pct(full["interval"]["coverage"]), full["interval"]["mean_width"],
+      cust["age_mae"], pct(cust["gender_acc"]), cust["interval"]["mean_width"])),
+  ]  # fmt: skip
+  abuse = BENCH / "abuse_cpu.json"
+  if abuse.exists():
+    a = load(abuse)["rows"][0]
+    f, sizes, slow = a["fuzz"], a["size"], a["slow"]
+    out += [
+      ("abuse fuzz", f"{f['uploads']:,} generated uploads, {f['responses_5xx']} answers of 500 or more"),
+      ("abuse size", "a 1 GB body is refused with {} (RSS growth {:.0f} MB with a Content-Length, {:.0f} MB "
+       "chunked)".format(sizes[0]["status"], sizes[0]["rss_growth_mb"], sizes[1]["rss_growth_mb"])),
+      ("abuse slow", "{} connections sending a byte a second: a normal request's median latency {:.2f} s against "
+       "{:.2f} s unloaded".format(slow["slow_connections"], slow["loaded_median_s"], slow["unloaded_median_s"])),
+    ]  # fmt: skip
+    for r in a["load"]:
+      out.append((f"abuse load {r['request']}", "{} clients for {:.0f} s on the {}: {} requests, {} failed, p50 {:.1f} s, "
+                  "p99 {:.1f} s".format(r["clients"], r["seconds"], r["request"], r["requests"], r["failures"],
+                                       r["latency_p50_ms"] / 1000, r["latency_p99_ms"] / 1000)))  # fmt: skip
+  faults = BENCH / "faults_cpu.json"
+  if faults.exists():
+    k = load(faults)["rows"][0]["kill"]
+    equal = sum(r["equal"] for r in k)
+    out.append(("faults kill", f"{len(k)} runs killed with `kill -9` at random moments: {equal} of {len(k)} ended"))
+  return out
+
+
+@pytest.mark.parametrize("name, sentence", claims(), ids=[c[0] for c in claims()])
+def test_the_readme_says_what_the_files_hold(name, sentence):
+  readme = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
+  assert re.sub(r"\s+", " ", sentence) in readme, f"the README should say: {sentence}"

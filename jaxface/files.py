@@ -20,9 +20,11 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
       f.flush()
       os.fsync(f.fileno())  # the bytes are on disk before the name points at them
     os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(OSError):
       os.unlink(tmp)
+    if isinstance(e, OSError) and e.errno is not None and e.filename is None:  # a failed write names no file
+      raise OSError(e.errno, e.strerror, str(path)) from e
     raise
   sync_dir(path.parent)
 

@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failed(code: int, line: str) -> int:
   print(line, file=sys.stderr, flush=True)
+  # A failed save leaves Orbax's tasks unfinished, and asyncio logs each at exit: noise after the line that matters.
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   guard.exit_everywhere(code, line.removeprefix("error: "))  # the other processes stop too (returns in one process)
   return code
 

@@ -295,6 +295,13 @@ def test_files_are_written_atomically(tmp_path, monkeypatch):
   assert (tmp_path / "w.bin").read_bytes() == b"old"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "w.bin"]  # no temporary file left behind
 
+  def full(*_):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(files.os, "fsync", full)
+  with pytest.raises(OSError, match=r"No space left on device: '.*history.json'"):  # the error names the file
+    files.write_json(tmp_path / "history.json", [])
+
 
 def test_an_error_that_ends_a_run_is_not_replaced_by_the_failed_save(tmp_path, monkeypatch, caplog):
   """A full disk fails the write that ends the run and the save in flight: the first error is the one raised."""

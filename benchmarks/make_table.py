@@ -239,8 +239,8 @@ def _faults() -> list[str]:
     f" {fd['resumed_from']}, ended equal: {fd['equal']}"
   )
   rows = [
-    ("kill -9 at random moments", f"{len(k)} runs, killed with 0 to {r['epochs'] - 1} checkpoints on disk (runs"
-     f" killed with each: {[sum(len(x['checkpoints_at_kill']) == c for x in k) for c in range(r['epochs'] + 1)]}):"
+    ("kill -9 at random moments", f"{len(k)} runs, killed once 0 to {r['epochs'] - 1} checkpoints were written, then"
+     f" within an epoch (runs for each count: {[sum(x['killed_with_checkpoints'] == c for x in k) for c in range(r['epochs'])]}):"
      f" {sum(x['equal'] for x in k)} ended equal to the unbroken run, {newest} resumed from the newest checkpoint"),
     ("a full disk during a save", disk),
     ("the newest checkpoint damaged", f"set aside {dm['newest']['set_aside']}, resumed from step"

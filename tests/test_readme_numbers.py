@@ -69,7 +69,11 @@ def claims() -> list[tuple[str, str]]:
   if faults.exists():
     k = load(faults)["rows"][0]["kill"]
     equal = sum(r["equal"] for r in k)
+    p0 = load(faults)["rows"][0]["process_0_killed"]
     out.append(("faults kill", f"{len(k)} runs killed with `kill -9` at random moments: {equal} of {len(k)} ended"))
+    out.append(
+      ("faults process 0", f"process 1 stopped {p0['process_1_stopped_after_s']} s later (exit {p0['process_1_rc']},")
+    )
   return out
 
 

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
   p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
   p.add_argument("--port", type=int, default=8000)
-  p.add_argument("--batch-size", type=int, default=32, help="faces per model call (a static, compiled shape)")
+  p.add_argument(
+    "--batch-size", type=int, default=32, help="most faces per model call (smaller calls padded to a power of two)"
+  )
   p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
   p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
   p.add_argument("--max-active", type=int, default=Limits.max_active, help="requests at work at once; others wait")

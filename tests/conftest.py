@@ -25,8 +25,8 @@ def _compilation_cache() -> str:
   return str(Path(os.environ["JAXFACE_CACHE"], "xla", key))
 
 
-# Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: they doubled the
-# compile time of the tests' small programs, which dominates the suite, and no test measures speed.
+# Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: compiling the tests'
+# many small programs is most of the suite's time, those passes are much of it, and no test measures speed.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _compilation_cache())
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

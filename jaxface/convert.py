@@ -32,9 +32,9 @@ from flax import nnx
 
 from jaxface import config as config_lib
 from jaxface import files, provenance, released, weights
+from jaxface.checkpoint import Checkpointer
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import BACKBONES, TORCHVISION, get_model
-from jaxface.training.checkpoint import Checkpointer
 
 
 def _read(arch: str, source: str | None) -> tuple[dict, str]:

@@ -17,10 +17,10 @@ import traceback
 
 import jax
 
+from jaxface import checkpoint, distributed
 from jaxface import config as config_lib
-from jaxface import distributed
 from jaxface.data import source
-from jaxface.training import checkpoint, guard, trainer, workdir_lock
+from jaxface.training import guard, trainer, workdir_lock
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, argparse.Namespace]:

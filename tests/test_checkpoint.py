@@ -15,7 +15,7 @@ jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, pro
 from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxface import sharding
 from jaxface.data import pipeline
-from jaxface.training.checkpoint import Checkpointer
+from jaxface.checkpoint import Checkpointer
 
 i = jax.process_index()
 mesh = sharding.data_mesh(jax.devices())

@@ -201,7 +201,7 @@ def test_a_corrupted_checkpoint_falls_back_to_the_previous_one(tmp_path, fake_ar
 
 def test_a_transient_read_error_stops_the_run_and_sets_nothing_aside(tmp_path, fake_archive, tfds_dir, monkeypatch):
   """An I/O error (NFS, gcsfuse) or out of memory is not damage: the run stops, and every step stays."""
-  from jaxface.training import checkpoint
+  from jaxface import checkpoint
 
   trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
 
@@ -215,7 +215,7 @@ def test_a_transient_read_error_stops_the_run_and_sets_nothing_aside(tmp_path, f
 
 
 def test_when_every_checkpoint_is_damaged_a_fresh_start_needs_the_flag(tmp_path, fake_archive, tfds_dir):
-  from jaxface.training import checkpoint
+  from jaxface import checkpoint
 
   trainer.train(tiny_cfg(fake_archive[0], tfds_dir, epochs=2), tmp_path)
   for step in (6, 12):
@@ -305,7 +305,7 @@ def test_files_are_written_atomically(tmp_path, monkeypatch):
 
 def test_an_error_that_ends_a_run_is_not_replaced_by_the_failed_save(tmp_path, monkeypatch, caplog):
   """A full disk fails the write that ends the run and the save in flight: the first error is the one raised."""
-  from jaxface.training import checkpoint
+  from jaxface import checkpoint
 
   def save_failed():
     raise ValueError("RESOURCE_EXHAUSTED: the save failed too")

@@ -8,10 +8,10 @@ from pathlib import Path
 import jax
 from flax import nnx
 
+from jaxface.checkpoint import Checkpointer
 from jaxface.config import Config
 from jaxface.inference.names import CHECKPOINTS
 from jaxface.models import DTYPES, get_model, mode
-from jaxface.training.checkpoint import Checkpointer
 
 
 @dataclasses.dataclass

@@ -22,10 +22,10 @@ from pathlib import Path
 import jax
 from tqdm import tqdm
 
+from jaxface import checkpoint, files, metrics, provenance, sharding, xla_options
 from jaxface import config as config_lib
-from jaxface import files, metrics, provenance, sharding, xla_options
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import checkpoint, feeds, guard, optimizer, steps, workdir_lock
+from jaxface.training import feeds, guard, optimizer, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -11,7 +11,7 @@ from flax import nnx
 from jaxface.checkpoint import Checkpointer
 from jaxface.config import Config
 from jaxface.inference.names import CHECKPOINTS
-from jaxface.models import DTYPES, get_model, mode
+from jaxface.models import from_config, mode
 
 
 @dataclasses.dataclass
@@ -25,12 +25,7 @@ class Restored:
 
 def abstract_model(cfg: Config) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
   """The evaluation-mode graph and the shapes of its weights, without initialising anything."""
-  model = nnx.eval_shape(
-    lambda: get_model(
-      cfg.arch, image_size=cfg.image_size, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden, dropout=cfg.dropout,
-      widths=cfg.widths, age_head=cfg.age_head,
-    )
-  )  # fmt: skip
+  model = nnx.eval_shape(lambda: from_config(cfg))
   return nnx.split(mode(model, train=False), nnx.Param, nnx.BatchStat)
 
 

@@ -28,6 +28,7 @@ __all__ = [
   "PretrainedNet",
   "RELEASED",
   "ResNet50",
+  "from_config",
   "get_model",
   "imagenet_normalised",
   "mode",
@@ -77,3 +78,13 @@ def get_model(
   if arch in RELEASED:
     return RELEASED[arch](dtype=dtype, rngs=rngs)
   raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS + tuple(RELEASED)}")
+
+
+def from_config(cfg) -> nnx.Module:
+  """The model a training config describes (any object with its fields: arch, image_size, seed, dtype, hidden,
+  dropout, widths, age_head), freshly initialised. The trainer builds it; inference takes its shapes with
+  ``nnx.eval_shape(lambda: from_config(cfg))``."""
+  return get_model(
+    cfg.arch, image_size=cfg.image_size, seed=cfg.seed, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden,
+    dropout=cfg.dropout, widths=cfg.widths, age_head=cfg.age_head,
+  )  # fmt: skip

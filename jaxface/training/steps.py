@@ -21,7 +21,7 @@ from flax import nnx
 from jaxface import models, released, weights
 from jaxface.config import Config
 from jaxface.data import augment
-from jaxface.models import BACKBONES, DTYPES, TORCHVISION, get_model, imagenet_normalised
+from jaxface.models import BACKBONES, TORCHVISION, from_config, imagenet_normalised
 from jaxface.training import losses, optimizer
 
 # (batch["image"], augmentation key or None) -> the model's input.
@@ -49,10 +49,7 @@ def split(model: nnx.Module, inputs: Inputs) -> tuple[ModelDef, nnx.State, nnx.S
 
 def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
   """(ModelDef, params, batch_stats) of a fresh model, its backbone loaded from ``cfg.pretrained`` if set."""
-  model = get_model(
-    cfg.arch, image_size=cfg.image_size, seed=cfg.seed, dtype=DTYPES[cfg.dtype], hidden=cfg.hidden,
-    dropout=cfg.dropout, widths=cfg.widths, age_head=cfg.age_head,
-  )  # fmt: skip
+  model = from_config(cfg)
   if cfg.pretrained:
     if not hasattr(model, "backbone"):
       raise ValueError(

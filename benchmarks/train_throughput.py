@@ -28,7 +28,7 @@ from flax import nnx
 from jaxface import config as config_lib
 from jaxface import depthwise as depthwise_lib
 from jaxface import sharding, xla_options
-from jaxface.training import steps
+from jaxface.training import optimizer, steps
 
 
 def bench(
@@ -45,7 +45,7 @@ def bench(
   if depthwise != "auto":
     model = depthwise_lib.set_impl(nnx.merge(mdef.train, params, batch_stats), depthwise)
     mdef, params, batch_stats = steps.split(model, mdef.inputs)
-  tx = steps.make_optimizer(cfg, 100)
+  tx = optimizer.from_config(cfg, 100)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, 0), repl)
   rng = np.random.default_rng(0)
   host = {

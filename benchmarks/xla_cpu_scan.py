@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxface import config as config_lib
 from jaxface import xla_options
-from jaxface.training import steps
+from jaxface.training import optimizer, steps
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
   t0 = time.perf_counter()
   cfg = config_lib.make(a.arch, image_size=a.image_size, batch_size=a.batch_size)
   mdef, params, batch_stats = steps.init_model(cfg)
-  tx = steps.make_optimizer(cfg, 100)
+  tx = optimizer.from_config(cfg, 100)
   state = steps.init_state(params, batch_stats, tx, 0)
   train_step = steps.make_train_step(mdef, tx, cfg)
   n, b = 4 * a.batch_size, a.batch_size

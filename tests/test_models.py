@@ -9,7 +9,7 @@ from flax import nnx
 from jaxface import config as config_lib
 from jaxface import depthwise
 from jaxface.models import get_model, mode
-from jaxface.training import steps
+from jaxface.training import optimizer, steps
 
 
 def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
@@ -65,7 +65,7 @@ def test_bfloat16_compute_keeps_float32_params():
   cfg = config_lib.make("custom", image_size=32, dtype="bfloat16", widths={"trunk": [4, 4, 8], "branch": [8, 8, 8]})
   mdef, params, batch_stats = steps.init_model(cfg)
   assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
-  tx = steps.make_optimizer(cfg, 10)
+  tx = optimizer.from_config(cfg, 10)
   state = steps.init_state(params, batch_stats, tx, 0)
   batch = {
     "image": np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8),

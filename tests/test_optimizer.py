@@ -36,7 +36,7 @@ def test_backbone_lr_scale_scales_only_the_backbone():
 
 def test_backbone_lr_scale_refused_without_a_backbone():
   with pytest.raises(ValueError, match="backbone-lr-scale"):
-    steps.make_optimizer(config_lib.make("custom", backbone_lr_scale=0.1), 10)
+    optimizer.from_config(config_lib.make("custom", backbone_lr_scale=0.1), 10)
 
 
 def test_backbone_lr_scale_masks_the_real_models_backbone():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import optax
 
+from jaxface.models import BACKBONES
+
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -43,6 +45,17 @@ def make(
   if backbone_lr_scale == 1.0:
     return adam
   return optax.chain(adam, optax.masked(optax.scale(backbone_lr_scale), _in_backbone))
+
+
+def from_config(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
+  """The optimizer a training config describes (its lr, lr_schedule, warmup_epochs, horizon_epochs and
+  backbone_lr_scale)."""
+  if cfg.backbone_lr_scale != 1.0 and cfg.arch not in BACKBONES:
+    raise ValueError(f"--backbone-lr-scale applies to the pretrained backbones {sorted(BACKBONES)}, not {cfg.arch!r}")
+  return make(
+    lr=cfg.lr, schedule=cfg.lr_schedule, warmup_epochs=cfg.warmup_epochs, horizon_epochs=cfg.horizon_epochs,
+    steps_per_epoch=steps_per_epoch, backbone_lr_scale=cfg.backbone_lr_scale,
+  )  # fmt: skip
 
 
 def current_lr(opt_state) -> jax.Array:

@@ -22,7 +22,7 @@ from jaxface import models, released, weights
 from jaxface.config import Config
 from jaxface.data import augment
 from jaxface.models import BACKBONES, TORCHVISION, from_config, imagenet_normalised
-from jaxface.training import losses, optimizer
+from jaxface.training import losses
 
 # (batch["image"], augmentation key or None) -> the model's input.
 Inputs = Callable[[jax.Array, jax.Array | None], jax.Array]
@@ -69,15 +69,6 @@ def released_weights(arch: str):
   if arch in TORCHVISION:
     return weights.download_torchvision(arch)
   return released.cached_backbone(arch)
-
-
-def make_optimizer(cfg: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-  if cfg.backbone_lr_scale != 1.0 and cfg.arch not in BACKBONES:
-    raise ValueError(f"--backbone-lr-scale applies to the pretrained backbones {sorted(BACKBONES)}, not {cfg.arch!r}")
-  return optimizer.make(
-    lr=cfg.lr, schedule=cfg.lr_schedule, warmup_epochs=cfg.warmup_epochs, horizon_epochs=cfg.horizon_epochs,
-    steps_per_epoch=steps_per_epoch, backbone_lr_scale=cfg.backbone_lr_scale,
-  )  # fmt: skip
 
 
 def init_state(params, batch_stats, tx: optax.GradientTransformation, seed: int) -> dict:

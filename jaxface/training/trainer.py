@@ -114,7 +114,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   steps_per_epoch = pipeline.steps_per_epoch(
     len(train_src) // jax.process_count() * jax.process_count(), cfg.batch_size
   )
-  tx = steps.make_optimizer(cfg, steps_per_epoch)
+  tx = optimizer.from_config(cfg, steps_per_epoch)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, cfg.seed), repl)
   train_step = steps.make_train_step(mdef, tx, cfg)
   eval_step = steps.make_eval_step(mdef, cfg)

@@ -54,6 +54,19 @@ def initialize(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
       jax.distributed.initialize(initialization_timeout=int(args.join_timeout) + 60)
 
 
+def leave() -> None:
+  """Every process waits for the others, then the job is shut down while every thread is still alive.
+
+  Left to interpreter exit, a process that ended first could tear the job down under another still in its last
+  collective, which then aborted in native code.
+  """
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("jaxface_train_done")
+    jax.distributed.shutdown()
+
+
 class _joined_within:
   """Ends the process with one line when the job is not joined in time.
 

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr()
     logging.info("Config: %s", json.dumps(dataclasses.asdict(cfg)))
     trainer.train(cfg, args.workdir, restart_if_damaged=args.restart_if_damaged)
+    distributed.leave()
   except (
     source.DataNotFoundError, trainer.NonFiniteLossError, workdir_lock.WorkdirBusyError, ValueError,
     checkpoint.CheckpointReadError, checkpoint.DamagedCheckpointsError,

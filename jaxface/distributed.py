@@ -13,6 +13,8 @@ import threading
 
 import jax
 
+from jaxface import sharding
+
 
 def add_flags(p: argparse.ArgumentParser) -> None:
   g = p.add_argument_group("multi-host (README: Running on many hosts)")
@@ -61,9 +63,7 @@ def leave() -> None:
   collective, which then aborted in native code.
   """
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices("jaxface_train_done")
+    sharding.barrier("jaxface_train_done")
     jax.distributed.shutdown()
 
 

@@ -103,12 +103,6 @@ def final_params(workdir: Path) -> dict:
   return restore.load(workdir, "last").params
 
 
-def jax_leaves(tree) -> list:
-  import jax
-
-  return jax.tree_util.tree_leaves(tree)
-
-
 def assert_same_params(a: Path, b: Path) -> None:
   """Equal to within a tenth of one Adam step (lr 1e-3), but for the biases of the convolutions that feed a batch-norm.
 
@@ -191,7 +185,9 @@ def test_stream_input_trains_in_two_processes(tmp_path, fake_archive, tfds_dir):
   h = json.loads((tmp_path / "two" / "history.json").read_text())
   assert [e["step"] for e in h] == [n // 8 * (i + 1) for i in range(2)], h
   assert all(np.isfinite(e[k]) for e in h for k in ("train_loss", "val_loss", "val_age_mae")), h
-  assert all(np.isfinite(x).all() for x in jax_leaves(final_params(tmp_path / "two")))
+  import jax
+
+  assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(final_params(tmp_path / "two")))
 
 
 def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken, tmp_path, fake_archive, tfds_dir):

@@ -20,7 +20,8 @@ import typing
 from pathlib import Path
 
 from jaxface import sharding
-from jaxface.data.utk_face import DATASETS
+from jaxface.data.collection import CROPS
+from jaxface.data.splits import DATASETS
 from jaxface.models import AGE_HEADS, ARCHS, DTYPES
 from jaxface.training.feeds import INPUT_MODES
 from jaxface.training.losses import AGE_LOSS_WEIGHTS, DISTRIBUTION_LOSSES
@@ -37,9 +38,12 @@ class Config:
   preset: str = _field("classic", "recipe whose values fill the fields not given (see README, Presets)")
   # data
   data: str | None = _field(
-    None, "UTKFace.tar.gz or the UTKFace/ folder (default: $JAXFACE_DATA, then TFDS's manual folder)"
+    None,
+    "UTKFace.tar.gz, the UTKFace/ folder, or a manifest .csv/.jsonl of your own faces "
+    "(default: $JAXFACE_DATA, then TFDS's manual folder)",
   )
-  dataset: str = _field("subset5000", "utk_face config (alias: --config)", choices=DATASETS, aliases=("--config",))
+  dataset: str = _field("subset5000", "split config (alias: --config)", choices=DATASETS, aliases=("--config",))
+  crop: str = _field("detect", "a manifest's crop policy: detect faces, or take aligned crops as-is", choices=CROPS)
   tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")
   augment: bool = _field(True, "random flip, translation, brightness and contrast, on the device")

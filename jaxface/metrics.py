@@ -27,23 +27,38 @@ def per_example(pred_age, age, pred_female, female) -> dict:
   return {"ae": ae, "se": err * err, "cs": (ae <= CS_YEARS) * 1.0, "correct": (pred_female == female) * 1.0}
 
 
-def sums(values: dict, weight) -> dict:
-  """Weighted sums of per-example values (weight 0 masks padding), and the count ``n``."""
-  return {k: (weight * v).sum() for k, v in values.items()} | {"n": weight.sum()}
+AGE_VALUES, GENDER_VALUES = ("ae", "se", "cs"), ("correct", "bce")
+
+
+def sums(values: dict, weight, age_weight=None, gender_weight=None) -> dict:
+  """Weighted sums of per-example values (weight 0 masks padding), and the count ``n``.
+
+  ``age_weight`` / ``gender_weight``: partial labels, the faces whose age / gender is known; their counts are
+  ``n_age`` / ``n_gender``, and the age / gender means divide by them.
+  """
+  out = {k: (weight * v).sum() for k, v in values.items()} | {"n": weight.sum()}
+  if age_weight is not None:
+    out |= {k: (age_weight * values[k]).sum() for k in AGE_VALUES if k in values} | {"n_age": age_weight.sum()}
+  if gender_weight is not None:
+    out |= {k: (gender_weight * values[k]).sum() for k in GENDER_VALUES if k in values} | {
+      "n_gender": gender_weight.sum()
+    }
+  return out
 
 
 def from_sums(s: dict) -> dict[str, float]:
   """Means from sums: age MAE/RMSE/MSE (years), CS(5), gender accuracy; the loss and BCE where summed."""
   n = max(float(s["n"]), 1.0)
+  na, ng = max(float(s.get("n_age", n)), 1.0), max(float(s.get("n_gender", n)), 1.0)
   out = {
-    AGE_MAE: float(s["ae"]) / n,
-    AGE_RMSE: (float(s["se"]) / n) ** 0.5,
-    "age_mse": float(s["se"]) / n,
-    CS5: float(s["cs"]) / n,
-    GENDER_ACC: float(s["correct"]) / n,
+    AGE_MAE: float(s["ae"]) / na,
+    AGE_RMSE: (float(s["se"]) / na) ** 0.5,
+    "age_mse": float(s["se"]) / na,
+    CS5: float(s["cs"]) / na,
+    GENDER_ACC: float(s["correct"]) / ng,
   }
   if LOSS in s:
-    out |= {LOSS: float(s[LOSS]) / n, "gender_bce": float(s["bce"]) / n}
+    out |= {LOSS: float(s[LOSS]) / n, "gender_bce": float(s["bce"]) / ng}
   return out | {"n": int(round(float(s["n"])))}
 
 
@@ -52,27 +67,48 @@ def prefixed(split: str, metrics: dict) -> dict:
   return {f"{split}_{k}": v for k, v in metrics.items() if k != "n"}
 
 
-def summary(age, pred_age, gender, p_female) -> dict:
-  """n, age MAE / RMSE (years), CS(5), gender accuracy (P(female) > 0.5 means female)."""
+def summary(age, pred_age, gender, p_female, age_min=None, age_max=None) -> dict:
+  """n, age MAE / RMSE (years), CS(5), gender accuracy (P(female) > 0.5 means female).
+
+  Partial labels: an unknown age or gender (-1) is left out of its metrics (``n_age``, ``n_gender`` count the rest);
+  ``age_min``/``age_max`` given: the MAE is to a range's midpoint (``age``), and ``age_in_range`` is the share of
+  predictions inside the range (rounded to whole years, as ages are given).
+  """
+  age, pred_age = np.asarray(age, np.float64), np.asarray(pred_age, np.float64)
+  gender, p_female = np.asarray(gender), np.asarray(p_female)
   if len(age) == 0:
     return {"n": 0, AGE_MAE: None, AGE_RMSE: None, CS5: None, GENDER_ACC: None}
-  pe = per_example(
-    np.asarray(pred_age, np.float64), np.asarray(age, np.float64), np.asarray(p_female) > 0.5, np.asarray(gender) == 1
-  )
-  m = from_sums(sums(pe, np.ones(len(age))))
-  return {k: m[k] for k in ("n", AGE_MAE, AGE_RMSE, CS5, GENDER_ACC)}
+  ka, kg = age >= 0, gender >= 0
+  pe = per_example(pred_age, age, p_female > 0.5, gender == 1)
+  partial = not (ka.all() and kg.all())
+  m = from_sums(sums(pe, np.ones(len(age)), *((ka * 1.0, kg * 1.0) if partial else (None, None))))
+  out = {k: m[k] for k in ("n", AGE_MAE, AGE_RMSE, CS5, GENDER_ACC)}
+  if not ka.any():
+    out |= {AGE_MAE: None, AGE_RMSE: None, CS5: None}
+  if not kg.any():
+    out[GENDER_ACC] = None
+  if partial:
+    out |= {"n_age": int(ka.sum()), "n_gender": int(kg.sum())}
+  if age_min is not None and ka.any():
+    lo, hi, p = np.asarray(age_min)[ka], np.asarray(age_max)[ka], np.round(pred_age[ka])
+    out["age_in_range"] = float(((p >= lo) & (p <= hi)).mean())
+  return out
 
 
-def report(age, pred_age, gender, p_female, race) -> dict:
-  """``summary`` overall and per age band, per race (and unknown), per gender."""
+def report(age, pred_age, gender, p_female, race, age_min=None, age_max=None, by: dict | None = None) -> dict:
+  """``summary`` overall and per age band, per race (and unknown), per gender; and per value of each ``by`` column
+  (a manifest's ``source`` and ``group``), where given."""
   age, pred_age, gender, p_female, race = map(np.asarray, (age, pred_age, gender, p_female, race))
+  ranges = (np.asarray(age_min), np.asarray(age_max)) if age_min is not None else None
 
   def on(mask):
-    return summary(age[mask], pred_age[mask], gender[mask], p_female[mask])
+    return summary(
+      age[mask], pred_age[mask], gender[mask], p_female[mask], *((r[mask] for r in ranges) if ranges else ())
+    )
 
-  bands = np.array([labels_lib.age_band(int(a)) for a in age], dtype=int)
-  return {
-    **summary(age, pred_age, gender, p_female),
+  bands = np.array([labels_lib.age_band(float(a)) for a in age], dtype=int)
+  out = {
+    **on(np.ones(len(age), bool)),
     "per_age_band": {name: on(bands == i) for i, name in enumerate(labels_lib.AGE_BAND_NAMES)},
     "per_race": {
       **{name: on(race == i) for i, name in enumerate(labels_lib.RACES)},
@@ -80,6 +116,11 @@ def report(age, pred_age, gender, p_female, race) -> dict:
     },
     "per_gender": {name: on(gender == i) for i, name in enumerate(labels_lib.GENDERS)},
   }
+  for col, values in (by or {}).items():
+    values = np.asarray(values)
+    if len(set(values.tolist()) - {""}):
+      out[f"per_{col}"] = {str(v) or "(none)": on(values == v) for v in sorted(set(values.tolist()))}
+  return out
 
 
 def confusion(gender: np.ndarray, p_female: np.ndarray) -> np.ndarray:

@@ -83,3 +83,13 @@ def write_folder(path: Path, seed: int = 0) -> dict:
   for name, data in contents.items():
     (path / name).write_bytes(data)
   return expect
+
+
+def extract_flat(archive: Path, dest: Path) -> Path:
+  """The archive's files, extracted flat into ``dest``: a manifest written there lists UTKFace's own names."""
+  dest.mkdir(parents=True)
+  with tarfile.open(archive) as tar:
+    for m in tar:
+      if m.isfile():
+        (dest / m.name.split("/")[-1]).write_bytes(tar.extractfile(m).read())
+  return dest

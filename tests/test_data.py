@@ -108,15 +108,24 @@ def test_custom_subset_config(tmp_path, fake_archive):
 
 
 def test_a_split_larger_than_tfds_in_memory_shuffle_builds_without_tensorflow(tmp_path, fake_archive, monkeypatch):
-  """Past its memory limit TFDS's shuffler writes buckets through tf.io.gfile (TensorFlow); prepare keeps the split in
-  memory instead, in the same order (full at 224 px once failed so). The limit is made tiny here to reach it."""
-  from tensorflow_datasets.core import shuffle
+  """Past its memory limit TFDS's shuffler writes buckets through tf.io.gfile (TensorFlow); prepare has it write them
+  with Python's files (data.tfds_spill), in the same order, so memory stays flat (full at 224 px once failed so). The
+  limit is made tiny here to reach it; the buckets are gone afterwards."""
+  from jaxface.data import tfds_spill
 
   small = prepare.prepare(str(fake_archive[0]), "full", 16, tmp_path / "a")
-  monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+  monkeypatch.setattr(tfds_spill, "MEMORY_BUDGET", 1000)
+  added = []
+  add = tfds_spill._Bucket.add
+  monkeypatch.setattr(tfds_spill._Bucket, "add", lambda self, key, data: added.append(key) or add(self, key, data))
   spilled = prepare.prepare(str(fake_archive[0]), "full", 16, tmp_path / "b")
   a, b = small.as_data_source("train"), spilled.as_data_source("train")
   assert len(a) == len(b) and [a[i]["file_name"] for i in range(len(a))] == [b[i]["file_name"] for i in range(len(b))]
+  assert all(np.array_equal(a[i]["image"], b[i]["image"]) for i in range(len(a)))
+  assert len(added) == len(spilled.as_data_source("train")) + len(spilled.as_data_source("validation")) + len(
+    spilled.as_data_source("test")
+  )
+  assert not list((tmp_path / "b").rglob("bucket_*.tmp"))
 
 
 def test_train_epoch_yields_each_example_once(fake_full):

@@ -1,8 +1,11 @@
-"""python -m jaxface.data --data PATH --dataset subset5000|full
+"""python -m jaxface.data --data PATH [--dataset subset5000|full]
 
-Prepares the utk_face dataset (once; later calls reuse it) and prints one JSON
-object: examples, gender and age-band counts per split, duplicate groups and
-how they were handled, and the skipped files with reasons.
+Prepares a dataset (once; later calls reuse it) and prints one JSON object:
+examples, gender and age-band counts per split, duplicate groups and how they
+were handled, and the skipped files with reasons. PATH is the UTKFace archive
+or folder, or a manifest (.csv or .jsonl; see jaxface.data.manifest). With
+--layout, PATH is a dataset in its native layout: it is first written out as
+the manifest --write-manifest.
 """
 
 from __future__ import annotations
@@ -15,30 +18,45 @@ import sys
 import time
 
 from jaxface import provenance
-from jaxface.data import prepare, source
-from jaxface.data.utk_face import DATASETS
+from jaxface.data import collection, layouts, prepare, source
+from jaxface.data.splits import DATASETS
 
 
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.data", description=__doc__.split("\n\n")[1])
   p.add_argument(
-    "--data", help=f"UTKFace.tar.gz or the UTKFace/ folder (default: ${source.ENV_VAR}, then TFDS's manual folder)"
+    "--data",
+    help=f"UTKFace.tar.gz, the UTKFace/ folder, or a manifest .csv/.jsonl (default: ${source.ENV_VAR}, then TFDS's manual folder)",
   )
-  p.add_argument("--dataset", "--config", default="subset5000", choices=DATASETS, help="utk_face config")
+  p.add_argument("--dataset", "--config", default="subset5000", choices=DATASETS, help="split config")
   p.add_argument("--image-size", type=int, default=128, help="stored resolution, pixels square (default 128)")
+  p.add_argument("--crop", default="detect", choices=collection.CROPS, help="a manifest's crop policy (default detect)")
+  p.add_argument("--layout", choices=sorted(layouts.LAYOUTS), help="--data is a dataset in this native layout")
+  p.add_argument("--write-manifest", metavar="OUT", help="with --layout: the manifest to write (.csv or .jsonl)")
   p.add_argument("--tfds-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--rebuild", action="store_true", help="build again even if prepared")
   args = p.parse_args(argv)
+  if args.layout and not (args.data and args.write_manifest):
+    p.error("--layout needs --data (the dataset's folder) and --write-manifest (the manifest to write)")
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
   t0 = time.perf_counter()
   run = provenance.record(device=False)
+  imported = None
   try:
+    data = args.data
+    if args.layout:
+      imported = layouts.import_layout(args.layout, args.data, args.write_manifest)
+      logging.info(
+        "Wrote %d rows of %s to %s (%s)", imported["rows"], args.layout, args.write_manifest, imported["licence"]
+      )
+      data = args.write_manifest
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is the JSON alone
-      b = prepare.prepare(args.data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild)
-  except (source.DataNotFoundError, ValueError) as e:
+      b = prepare.prepare(data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild, crop=args.crop)
+  except (source.DataNotFoundError, ValueError) as e:  # ManifestError, LayoutError and DataError among them
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(json.dumps({**prepare.summary(b), "run": {**run, "wall_s": round(time.perf_counter() - t0, 2)}}, indent=2))
+  out = {**prepare.summary(b), **({"imported": imported} if imported else {})}
+  print(json.dumps({**out, "run": {**run, "wall_s": round(time.perf_counter() - t0, 2)}}, indent=2))
   return 0
 
 

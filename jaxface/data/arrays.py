@@ -10,6 +10,7 @@ rows it takes (each host its share, in multi-host training).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 from jaxface import files
 from jaxface.data import pipeline
 
-FIELDS = pipeline.TRAIN_FIELDS  # what a training step needs: image, age, gender
+FIELDS = pipeline.TRAIN_FIELDS  # what a training step needs: image, age, gender (and partial labels, when any)
 
 
 def stack(source: Sequence[dict], fields: Sequence[str] = FIELDS, chunk: int = 512) -> dict[str, np.ndarray]:
@@ -37,18 +38,19 @@ def stack(source: Sequence[dict], fields: Sequence[str] = FIELDS, chunk: int = 5
   return {k: np.stack(v) for k, v in out.items()}
 
 
-def cache_path(builder, split: str) -> Path | None:
+def cache_path(builder, split: str, fields: Sequence[str] = FIELDS) -> Path | None:
   digest = builder.info.metadata.get("splits", {}).get(split, {}).get("digest")
-  return Path(builder.data_dir) / "arrays" / f"{split}-{digest[:16]}" if digest else None
+  more = "" if tuple(fields) == FIELDS else "-" + hashlib.sha256(",".join(fields).encode()).hexdigest()[:8]
+  return Path(builder.data_dir) / "arrays" / f"{split}-{digest[:16]}{more}" if digest else None
 
 
-def load(builder, split: str) -> dict[str, np.ndarray]:
-  """The split's image, age and gender arrays (memory-mapped), from the cache or read once and cached."""
-  path = cache_path(builder, split)
+def load(builder, split: str, fields: Sequence[str] = FIELDS) -> dict[str, np.ndarray]:
+  """The split's arrays of ``fields`` (memory-mapped), from the cache or read once and cached."""
+  path = cache_path(builder, split, fields)
   if path is not None and path.is_dir():
-    return {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in FIELDS}
+    return {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in fields}
   t = time.perf_counter()
-  arrays = stack(builder.as_data_source(split))
+  arrays = stack(builder.as_data_source(split), fields)
   logging.info("Read %d %s examples into arrays in %.1fs", len(arrays["age"]), split, time.perf_counter() - t)
   if path is not None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,9 +26,20 @@ AGE_BAND_NAMES = tuple(f"{lo}-{hi}" if hi < MAX_AGE else f"{lo}+" for lo, hi in 
 
 @dataclasses.dataclass(frozen=True)
 class Labels:
-  age: int
-  gender: int  # 0 male, 1 female
+  age: float  # years (UTKFace: whole); a range's midpoint; -1 when unknown (a manifest's row)
+  gender: int  # 0 male, 1 female; -1 unknown (a manifest's row)
   race: int  # 0-4, or UNKNOWN_RACE
+  # A manifest's row (``data.manifest``): the age's range (equal ends for an exact age) and an apparent age's std.
+  age_min: float | None = None
+  age_max: float | None = None
+  age_std: float = 0.0
+
+  @property
+  def partial(self) -> bool:
+    """Labels the classic loss cannot take as they are: an age range or spread, or an unknown age or gender."""
+    return (
+      self.age < 0 or self.gender < 0 or self.age_std > 0 or (self.age_min is not None and self.age_min != self.age_max)
+    )
 
 
 class LabelError(ValueError):
@@ -50,9 +61,11 @@ def parse_file_name(name: str) -> Labels:
   return Labels(age=age, gender=int(m.group(2)), race=int(race.group(1)) if race else UNKNOWN_RACE)
 
 
-def age_band(age: int) -> int:
-  """Index into AGE_BANDS of the band holding ``age``."""
+def age_band(age: float) -> int:
+  """Index into AGE_BANDS of the band holding ``age`` (a fractional age goes by its whole years); -1 when unknown."""
+  if age < 0:
+    return -1
   for i, (_, hi) in enumerate(AGE_BANDS):
-    if age <= hi:
+    if int(age) <= hi:
       return i
   raise ValueError(f"age {age} is outside 0-{MAX_AGE}")

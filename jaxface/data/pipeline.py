@@ -15,6 +15,12 @@ import numpy as np
 
 TRAIN_FIELDS = ("image", "age", "gender")
 EVAL_FIELDS = ("image", "age", "gender", "race", "file_name")
+PARTIAL_FIELDS = ("age_min", "age_max", "age_std")  # a manifest's partial labels (training.losses)
+
+
+def train_fields(builder) -> tuple[str, ...]:
+  """What a training step reads from ``builder``'s splits: the partial labels too when its dataset has any."""
+  return TRAIN_FIELDS + (PARTIAL_FIELDS if builder.info.metadata.get("partial_labels") else ())
 
 
 def _select(fields: Sequence[str]):

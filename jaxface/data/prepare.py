@@ -1,4 +1,8 @@
-"""Preparing the utk_face TFDS dataset once, and opening its splits as data sources."""
+"""Preparing a dataset once, and opening its splits as data sources.
+
+``data`` names what to build from: the UTKFace archive or folder (the utk_face
+builder), or a manifest, ``.csv`` or ``.jsonl`` (the face_manifest builder).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,10 @@ import shutil
 from pathlib import Path
 
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import shuffle as tfds_shuffle
 
+from jaxface.data import face_manifest, manifest, tfds_spill
 from jaxface.data import source as source_lib
 from jaxface.data.utk_face import Builder, make_config
-
-IN_MEMORY_SHUFFLE = 1 << 40  # bytes: no spill to disk, ever
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -28,7 +30,15 @@ def builder(
   image_size: int = 128,
   tfds_dir: str | os.PathLike | None = None,
   source: Path | None = None,
-) -> Builder:
+  data: str | os.PathLike | None = None,
+  crop: str = "detect",
+) -> tfds.core.DatasetBuilder:
+  """The builder of ``data`` in split config ``config``: face_manifest for a manifest, else utk_face."""
+  if manifest.is_manifest(data):
+    return face_manifest.Builder(
+      config=face_manifest.make_config(data, config, image_size, crop), data_dir=str(data_dir(tfds_dir)),
+      file_format="array_record",
+    )  # fmt: skip
   cfg = make_config(config, image_size)
   registered = {c.name for c in Builder.BUILDER_CONFIGS}
   # TFDS takes registered configs by name only; other image sizes as a config object.
@@ -63,19 +73,23 @@ def prepare(
   image_size: int = 128,
   tfds_dir: str | os.PathLike | None = None,
   rebuild: bool = False,
-) -> Builder:
+  crop: str = "detect",
+) -> tfds.core.DatasetBuilder:
   """Builds the dataset if it is not built yet (or ``rebuild``); returns its builder.
 
   Safe when several processes prepare the same dataset at once: they take a
   file lock in turn, and those that find it built by then reuse it.
+  ``crop``: a manifest's crop policy (``collection.CROPS``).
   """
-  b = builder(config, image_size, tfds_dir)
+  if data is not None and Path(data).suffix.lower() in manifest.SUFFIXES and not manifest.is_manifest(data):
+    raise manifest.ManifestError(f"{data}: no such manifest")
+  b = builder(config, image_size, tfds_dir, data=data, crop=crop)
   if rebuild or not b.is_prepared():
     with _lock(b):
-      b = builder(config, image_size, tfds_dir)
+      b = builder(config, image_size, tfds_dir, data=data, crop=crop)
       if rebuild or not b.is_prepared():
-        b = _build(b, data, config, image_size, tfds_dir, rebuild)
-  elif data is not None:
+        b = _build(b, data, config, image_size, tfds_dir, rebuild, crop)
+  elif data is not None and not manifest.is_manifest(data):
     built_from, asked = b.info.metadata.get("source"), str(source_lib.locate(data).resolve())
     if built_from and built_from != asked:
       logging.warning(
@@ -96,7 +110,7 @@ def _lock(b: Builder):
     try:
       fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      logging.info("Waiting for another process preparing utk_face/%s (%s)", b.builder_config.name, path)
+      logging.info("Waiting for another process preparing %s/%s (%s)", b.name, b.builder_config.name, path)
       fcntl.flock(f, fcntl.LOCK_EX)
     try:
       yield
@@ -104,29 +118,32 @@ def _lock(b: Builder):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _build(b: Builder, data, config: str, image_size: int, tfds_dir, rebuild: bool) -> Builder:
-  path = _manual_source(b, data)
+def _build(b, data, config: str, image_size: int, tfds_dir, rebuild: bool, crop: str):
   for leftover in Path(b.data_dir).parent.glob(f"incomplete.*_{b.version}"):  # a killed build's; we hold the lock
     logging.info("Removing %s, left by an interrupted build", leftover)
     shutil.rmtree(leftover, ignore_errors=True)
-  logging.info("Preparing utk_face/%s from %s into %s", b.builder_config.name, path, b.data_dir)
-  b = builder(config, image_size, tfds_dir, source=path)
-  # TFDS's shuffler spills a split past 1 GB to bucket files written through tf.io.gfile, i.e. TensorFlow, which is
-  # not installed (`full` at 224 px failed so). The order it writes is the same either way (sorted by key hash), so
-  # the split stays in memory instead: its pixels must fit (`full` at 224 px, 17k train faces: 2.6 GB).
-  tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE)
+  if not manifest.is_manifest(data):
+    path = _manual_source(b, data)
+    b = builder(config, image_size, tfds_dir, source=path)
+  logging.info("Preparing %s/%s from %s into %s", b.name, b.builder_config.name, data, b.data_dir)
+  tfds_spill.install()
   mode = (
     tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if rebuild else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   )
   b.download_and_prepare(file_format="array_record", download_config=tfds.download.DownloadConfig(download_mode=mode))
-  return builder(config, image_size, tfds_dir)  # reload: info.metadata as written
+  return builder(config, image_size, tfds_dir, data=data, crop=crop)  # reload: info.metadata as written
 
 
-def summary(b: Builder) -> dict:
+def name(b: tfds.core.DatasetBuilder) -> str:
+  """``utk_face/full:1.0.0``: the dataset, its config and version."""
+  return f"{b.name}/{b.builder_config.name}:{b.version}"
+
+
+def summary(b: tfds.core.DatasetBuilder) -> dict:
   """What the data command prints: splits, counts, duplicates and skips."""
   meta = dict(b.info.metadata)
   return {
-    "dataset": f"utk_face/{b.builder_config.name}:{b.version}",
+    "dataset": name(b),
     "data_dir": str(b.data_dir),
     "image_size": b.builder_config.image_size,
     "source": meta.get("source"),
@@ -135,4 +152,5 @@ def summary(b: Builder) -> dict:
     "splits": meta.get("splits"),
     "duplicates": meta.get("duplicates"),
     "skipped": {"count": len(meta.get("skipped", [])), "files": meta.get("skipped", [])},
+    **{k: meta[k] for k in ("crop", "partial_labels") if k in meta},
   }

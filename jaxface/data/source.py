@@ -48,12 +48,21 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-  """One usable image of the download."""
+  """One usable image: of the UTKFace download (its bytes held), or of a manifest (read from ``path`` when needed)."""
 
-  file_name: str
+  file_name: str  # the example's key: UTKFace's base name, or the manifest's relative path
   sha256: str
   labels: labels_lib.Labels
-  data: bytes = dataclasses.field(repr=False)
+  data: bytes = dataclasses.field(default=b"", repr=False)
+  path: Path | None = None
+  subject: str = ""
+  split: str = ""
+  face: tuple | None = None  # where to crop: an (x, y, w, h) box, or a detected Face; None: the image as it is
+  group: str = ""
+  source: str = ""
+
+  def read(self) -> bytes:
+    return self.data if self.path is None else self.path.read_bytes()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,47 +17,55 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxface import files, metrics, provenance
-from jaxface.data import pipeline, prepare
+from jaxface.data import collection, manifest, pipeline, prepare
 from jaxface.data import source as source_lib
 from jaxface.inference import calibration, predictions, restore
 from jaxface.inference.model import InferenceModel
 
-SPLITS = ("validation", "test", "all")  # 'all': every usable image of an archive or folder
+SPLITS = ("validation", "test", "all")  # 'all': every usable image of an archive, folder or manifest
 COLUMNS = ("file_name", "age", "gender", "race", "pred_age", "p_female")
+# A manifest's labels beyond UTKFace's, read and written when its examples have them.
+MANIFEST_COLUMNS = ("age_min", "age_max", "source", "group")
 
 
 class ImageSource(Sequence):
-  """Every usable file of a download, decoded on access at ``size``: for ``--split all``."""
+  """Every usable image of a download or manifest, decoded (and cropped) on access at ``size``: for ``--split all``."""
 
-  def __init__(self, records: list[source_lib.Record], size: int):
-    self.records, self.size = records, size
+  def __init__(self, records: list[source_lib.Record], size: int, manifest: bool = False):
+    self.records, self.size, self.manifest = records, size, manifest
 
   def __len__(self) -> int:
     return len(self.records)
 
   def __getitem__(self, i: int) -> dict:
     r = self.records[i]
-    return {
-      "image": source_lib.decode(r.data, self.size),
-      "age": r.labels.age,
-      "gender": r.labels.gender,
-      "race": r.labels.race,
+    lab = r.labels
+    out = {
+      "image": collection.face_pixels(r, self.size),
+      "age": lab.age,
+      "gender": lab.gender,
+      "race": lab.race,
       "file_name": r.file_name,
     }
+    if self.manifest:
+      out |= {"age_min": lab.age_min, "age_max": lab.age_max, "source": r.source, "group": r.group}
+    return out
+
+
+def _text(values) -> np.ndarray:
+  return np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values])
 
 
 def predict_source(model: InferenceModel, source: Sequence[dict], batch_size: int) -> dict[str, np.ndarray]:
   """Per-example arrays over ``source`` (COLUMNS). The predictions stay on the device until the end: one sync."""
-  labels, preds = {k: [] for k in COLUMNS[:4]}, []
-  batches = pipeline.eval_dataset(source, batch_size=batch_size)
+  more = tuple(k for k in MANIFEST_COLUMNS if len(source) and k in source[0])
+  labels, preds = {k: [] for k in COLUMNS[:4] + more}, []
+  batches = pipeline.eval_dataset(source, batch_size=batch_size, fields=pipeline.EVAL_FIELDS + more)
   for batch in tqdm(batches, desc="evaluating", total=len(batches), disable=None, mininterval=5):
     m = batch["mask"]
     preds.append((model(batch["image"]), m))
-    for k in ("age", "gender", "race"):
-      labels[k].append(np.asarray(batch[k])[m])
-    labels["file_name"].append(
-      np.asarray([f.decode() if isinstance(f, bytes) else str(f) for f in batch["file_name"]])[m]
-    )
+    for k in labels:
+      labels[k].append((_text(batch[k]) if k in ("file_name", "source", "group") else np.asarray(batch[k]))[m])
   host = jax.device_get([p for p, _ in preds])
   cols = {k: np.concatenate(v) if v else np.zeros(0) for k, v in labels.items()}
   for k in host[0] if host else ("age", "p_female"):  # and age_spread, from a distribution head
@@ -68,34 +76,45 @@ def predict_source(model: InferenceModel, source: Sequence[dict], batch_size: in
   return cols
 
 
-def load_split(r: restore.Restored, split: str, data: str | None) -> tuple[Sequence[dict], dict]:
-  """The examples of ``split`` and a description of where they came from."""
+def load_split(
+  r: restore.Restored, split: str, data: str | None, crop: str | None = None
+) -> tuple[Sequence[dict], dict]:
+  """The examples of ``split`` and a description of where they came from (``crop``: a manifest's, else the run's)."""
   cfg = r.cfg
+  crop = crop or cfg.crop
   if split == "all":
-    path = source_lib.locate(data or cfg.data)
-    records, skips = source_lib.scan(path)
-    return ImageSource(records, cfg.image_size), {"source": str(path), "skipped": [s.__dict__ for s in skips]}
-  b = prepare.prepare(data or cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir)
+    if manifest.is_manifest(data or cfg.data):
+      path = Path(data or cfg.data).expanduser()
+      records, skips = collection.scan(path, manifest.read(path), crop)
+    else:
+      path = source_lib.locate(data or cfg.data)
+      records, skips = source_lib.scan(path)
+    source = ImageSource(records, cfg.image_size, manifest=manifest.is_manifest(path))
+    return source, {"source": str(path), "skipped": [s.__dict__ for s in skips]}
+  b = prepare.prepare(data or cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=crop)
   if split not in b.info.splits:
-    raise ValueError(f"utk_face/{b.builder_config.name} has no {split!r} split (it has {sorted(b.info.splits)})")
+    raise ValueError(f"{prepare.name(b)} has no {split!r} split (it has {sorted(b.info.splits)})")
   digest = b.info.metadata.get("splits", {}).get(split, {}).get("digest")
-  return b.as_data_source(split), {"dataset": f"utk_face/{b.builder_config.name}:{b.version}", "split_digest": digest}
+  return b.as_data_source(split), {"dataset": prepare.name(b), "split_digest": digest}
 
 
 def evaluate(
   workdir: str | Path, split: str = "validation", checkpoint: str = "best", tta: str = "none", data: str | None = None,
-  calibrate: bool = False, coverage: float = calibration.DEFAULT_COVERAGE,
+  calibrate: bool = False, coverage: float = calibration.DEFAULT_COVERAGE, crop: str | None = None,
 ) -> dict:  # fmt: skip
   t0 = time.perf_counter()
   run_info = provenance.record()
   workdir = Path(workdir)
   r = restore.load(workdir, checkpoint)
-  source, origin = load_split(r, split, data)
+  source, origin = load_split(r, split, data, crop)
   cols = predict_source(InferenceModel(r, tta), source, r.cfg.batch_size)
   result = {
     "workdir": str(workdir), "arch": r.cfg.arch, "preset": r.cfg.preset, "split": split, **origin,
     "checkpoint": checkpoint, "step": r.step, "tta": tta,
-    **metrics.report(cols["age"], cols["pred_age"], cols["gender"], cols["p_female"], cols["race"]),
+    **metrics.report(
+      cols["age"], cols["pred_age"], cols["gender"], cols["p_female"], cols["race"], cols.get("age_min"),
+      cols.get("age_max"), by={k: cols[k] for k in ("source", "group") if k in cols},
+    ),
     "gender_confusion": metrics.confusion(cols["gender"], cols["p_female"]).tolist(),
     **_interval(workdir, r, cols, split, checkpoint, tta, calibrate, coverage), **run_info, "wall_s": None,
   }  # fmt: skip

@@ -14,24 +14,28 @@ import numpy as np
 from jaxface import files
 
 REQUIRED = ("file_name", "age", "pred_age", "gender", "p_female", "race")
+TEXT = ("file_name", "source", "group")  # read as text; every other column as numbers
 
 
 def write(path: Path, cols: dict) -> None:
-  """One row per face; age_spread (distribution head) and age_low/age_high (calibrated) where there are."""
+  """One row per face; age_spread (distribution head) and age_low/age_high (calibrated) where there are; a
+  manifest's age range, source and group where it has them. An unknown age or gender is -1."""
   extra = [k for k in ("age_spread", "age_low", "age_high") if k in cols]
+  labels = [k for k in ("age_min", "age_max", "source", "group") if k in cols]
   buf = io.StringIO()
   w = csv.writer(buf)
-  w.writerow([*REQUIRED, *extra])
+  w.writerow([*REQUIRED, *extra, *labels])
   for i in range(len(cols["age"])):
     w.writerow(
       [
         cols["file_name"][i],
-        int(cols["age"][i]),
+        f"{float(cols['age'][i]):g}",
         f"{cols['pred_age'][i]:.3f}",
         int(cols["gender"][i]),
         f"{cols['p_female'][i]:.5f}",
         int(cols["race"][i]),
         *(f"{cols[k][i]:.3f}" for k in extra),
+        *(cols[k][i] if k in TEXT else f"{float(cols[k][i]):g}" for k in labels),
       ]
     )
   files.write_text(path, buf.getvalue())
@@ -46,6 +50,4 @@ def read(path: Path) -> dict[str, np.ndarray]:
     rows = list(csv.DictReader(f))
   if not rows or not set(REQUIRED) <= set(rows[0]):
     raise ValueError(f"{path}: not a jaxface predictions file (needs the columns {list(REQUIRED)})")
-  return {
-    k: np.array([r[k] for r in rows]) if k == "file_name" else np.array([float(r[k]) for r in rows]) for k in rows[0]
-  }
+  return {k: np.array([r[k] for r in rows]) if k in TEXT else np.array([float(r[k]) for r in rows]) for k in rows[0]}

@@ -84,16 +84,16 @@ class StreamFeed:
 
   def __init__(
     self, train_src, val_src, *, train_step, eval_step, mesh, batch_size: int, seed: int, epochs: int,
-    compiler_options=None,
+    compiler_options=None, fields=pipeline.TRAIN_FIELDS,
   ):  # fmt: skip
-    self.val_src, self.batch_size = val_src, batch_size
+    self.val_src, self.batch_size, self.fields = val_src, batch_size, tuple(fields)
     self.batch_sh, repl = sharding.batch_sharded(mesh), sharding.replicated(mesh)
     n, p = jax.process_count(), jax.process_index()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(train_src) // n * n, batch_size)
     log_share("train", pipeline.share(len(train_src), p, n, equal=True), len(train_src))
     log_share("validation", pipeline.share(len(val_src), p, n, equal=False), len(val_src))
     ds = pipeline.train_dataset(
-      train_src, batch_size=batch_size // n, seed=seed, num_epochs=epochs, shard_index=p, shard_count=n
+      train_src, batch_size=batch_size // n, seed=seed, num_epochs=epochs, shard_index=p, shard_count=n, fields=fields
     )
     self.iterator = pipeline.iterate(ds)
     jit = functools.partial(jax.jit, compiler_options=compiler_options)
@@ -116,7 +116,10 @@ class StreamFeed:
     """Metric sums over the validation split (padded last batch, masked), added on the device."""
     total = None
     n, p = jax.process_count(), jax.process_index()
-    for batch in pipeline.eval_batches(self.val_src, batch_size=self.batch_size // n, shard_index=p, shard_count=n):
+    batches = pipeline.eval_batches(
+      self.val_src, batch_size=self.batch_size // n, shard_index=p, shard_count=n, fields=self.fields
+    )
+    for batch in batches:
       total = self._eval_step(state, total, sharding.global_batch(batch, self.batch_sh))
     return total
 

@@ -14,6 +14,14 @@ The age term depends on the model's age head (``models.heads``):
   plus 0.05 * the predicted variance (years^2), the paper's weights. Its mean
   term's gradient, 0.2 * error, is the regression term's at weight 0.1, so the
   default weight stays 1.0.
+
+A manifest's partial labels (``batch`` has ``age_min``, ``age_max`` and
+``age_std``; ``data.manifest``): an unknown age (-1) or gender (-1) is masked
+out of its term. An age range trains the distribution head against a label
+spread uniformly over the whole years it holds (dldl), or the probability
+it gives the range (mean_variance), and its absolute-error term is the
+distance to the range (0 inside); the regression head and the mean term take
+the midpoint. An apparent age's std, when given, is the dldl label's std.
 """
 
 from __future__ import annotations
@@ -49,11 +57,37 @@ def gaussian_labels(age: jax.Array, sigma: float, classes: int) -> jax.Array:
   return jax.nn.softmax(-0.5 * ((ages - age[:, None]) / sigma) ** 2, axis=-1)
 
 
-def age_term(out: dict, age: jax.Array, sigma: float, loss: str = "dldl") -> jax.Array:
+def _range_terms(out: dict, age: jax.Array, batch: dict, sigma: float, loss: str) -> jax.Array:
+  """``age_term`` for partial labels: ranges and spreads (see the module's docstring)."""
+  lo, hi, std = (batch[k].astype(jnp.float32) for k in ("age_min", "age_max", "age_std"))
+  log_q = jax.nn.log_softmax(out["age_logits"], axis=-1)
+  ages = jnp.arange(log_q.shape[-1], dtype=jnp.float32)
+  inside = (ages >= lo[:, None]) & (ages <= hi[:, None])
+  is_range = (hi > lo) & inside.any(-1)
+  true = jnp.clip(jnp.round(age), 0, log_q.shape[-1] - 1)
+  if loss == "mean_variance":
+    target = jnp.where(is_range[:, None], inside, ages == true[:, None])  # never empty
+    ce = -jax.scipy.special.logsumexp(log_q, axis=-1, b=target.astype(jnp.float32))
+    variance = (jnp.exp(log_q) * (ages - out["age"][:, None]) ** 2).sum(-1)
+    mean_w, var_w = MEAN_VARIANCE_WEIGHTS
+    return ce + mean_w * 0.5 * (out["age"] - age) ** 2 + var_w * variance
+  if loss != "dldl":
+    raise ValueError(f"unknown distribution-head loss {loss!r}; choose one of {DISTRIBUTION_LOSSES}")
+  spread = jnp.where(std > 0, jnp.maximum(std, 0.5), sigma)
+  gauss = jax.nn.softmax(-0.5 * ((ages - age[:, None]) / spread[:, None]) ** 2, axis=-1)
+  uniform = inside / jnp.maximum(inside.sum(-1, keepdims=True), 1)
+  t = jnp.where(is_range[:, None], uniform, gauss)
+  kl = (jax.scipy.special.xlogy(t, t) - t * log_q).sum(-1)
+  return kl + jnp.maximum(jnp.maximum(lo - out["age"], out["age"] - hi), 0.0)
+
+
+def age_term(out: dict, age: jax.Array, sigma: float, loss: str = "dldl", batch: dict | None = None) -> jax.Array:
   """Per example: squared error (regression); for the distribution head, KL(label || predicted) + |expectation - age|
-  (dldl) or the mean-variance loss."""
+  (dldl) or the mean-variance loss. ``batch`` with partial labels: ranges and spreads as well."""
   if "age_logits" not in out:
     return (out["age"] - age) ** 2
+  if batch is not None and "age_min" in batch:
+    return _range_terms(out, age, batch, sigma, loss)
   log_q = jax.nn.log_softmax(out["age_logits"], axis=-1)
   if loss == "mean_variance":
     ages = jnp.arange(log_q.shape[-1], dtype=jnp.float32)
@@ -73,10 +107,17 @@ def joint(out: dict, batch: dict, objective: Objective, mask: jax.Array | None =
   """Mean joint loss over the (masked) batch, and the metric sums (``metrics.sums``) for exact aggregation."""
   age, female = batch["age"].astype(jnp.float32), batch["gender"].astype(jnp.float32)
   logit = out["gender_logit"]
+  w = jnp.ones_like(age) if mask is None else mask.astype(jnp.float32)
+  w_age = w_gender = None
+  if "age_min" in batch:  # partial labels: unknowns (-1) masked out of their terms
+    w_age, w_gender = w * (age >= 0), w * (batch["gender"] >= 0)
+    female = jnp.maximum(female, 0.0)
   pe = metrics.per_example(out["age"], age, logit > 0, female > 0.5)
   pe["bce"] = optax.sigmoid_binary_cross_entropy(logit, female)
-  w = jnp.ones_like(age) if mask is None else mask.astype(jnp.float32)
-  n = jnp.maximum(w.sum(), 1.0)
-  age_loss = (w * age_term(out, age, objective.age_sigma, objective.age_loss)).sum() / n
-  loss = objective.age_weight * age_loss + objective.gender_weight * (w * pe["bce"]).sum() / n
-  return loss, metrics.sums(pe, w) | {metrics.LOSS: loss * w.sum()}
+  wa, wg = (w, w) if w_age is None else (w_age, w_gender)
+  age_loss = (wa * age_term(out, age, objective.age_sigma, objective.age_loss, batch)).sum() / jnp.maximum(
+    wa.sum(), 1.0
+  )
+  gender_loss = (wg * pe["bce"]).sum() / jnp.maximum(wg.sum(), 1.0)
+  loss = objective.age_weight * age_loss + objective.gender_weight * gender_loss
+  return loss, metrics.sums(pe, w, w_age, w_gender) | {metrics.LOSS: loss * w.sum()}

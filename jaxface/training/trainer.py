@@ -101,9 +101,11 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   # --- input -------------------------------------------------------------
   # Process 0 builds the dataset (and below, the arrays cache); the others wait, then open it.
   builder = sharding.primary_first(
-    lambda: prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir), "jaxface:dataset-prepared"
+    lambda: prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=cfg.crop),
+    "jaxface:dataset-prepared",
   )
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
+  fields = pipeline.train_fields(builder)
 
   # --- model, optimizer, steps ---------------------------------------------
   mdef, params, batch_stats = steps.init_model(cfg)
@@ -120,7 +122,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   eval_step = steps.make_eval_step(mdef, cfg)
   if mode == "device":
     splits = sharding.primary_first(
-      lambda: [arrays.load(builder, split) for split in ("train", "validation")], "jaxface:arrays-cached"
+      lambda: [arrays.load(builder, split, fields) for split in ("train", "validation")], "jaxface:arrays-cached"
     )
     feed = feeds.DeviceFeed(
       *splits, train_step=train_step,
@@ -130,7 +132,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   else:
     feed = feeds.StreamFeed(
       train_src, val_src, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
-      train_step=train_step, eval_step=eval_step, compiler_options=xla_opts,
+      train_step=train_step, eval_step=eval_step, compiler_options=xla_opts, fields=fields,
     )  # fmt: skip
   if feed.steps_per_epoch != steps_per_epoch:  # the optimizer's schedule was built for steps_per_epoch
     raise RuntimeError(f"the {mode} input has {feed.steps_per_epoch} steps per epoch, the schedule {steps_per_epoch}")

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxface.data import collection
 from jaxface.data import source as source_lib
 from jaxface.data import splits as splits_lib
 
@@ -40,25 +41,16 @@ class UtkFaceConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-_KINDS = {
-  # The classic experiment: 5,000 images stratified by age band x gender, 80/20.
-  "subset5000": dict(subset=5000, split_sizes=(("train", 4000), ("validation", 1000)), seed=0),
-  # Every usable image, 80/10/10. Test is drawn first so that its draw depends only
-  # on the usable images and the seed: it is frozen (a test pins its digest).
-  "full": dict(subset=None, split_sizes=(("test", 0.1), ("validation", 0.1), ("train", 0.8)), seed=0),
-}
-
-
-DATASETS = tuple(_KINDS)
+DATASETS = splits_lib.DATASETS
 
 
 def make_config(kind: str, image_size: int = DEFAULT_IMAGE_SIZE) -> UtkFaceConfig:
   """The config ``kind`` (subset5000 or full) at ``image_size`` pixels square."""
-  if kind not in _KINDS:
-    raise ValueError(f"unknown UTKFace config {kind!r}; choose one of {sorted(_KINDS)}")
+  if kind not in splits_lib.KINDS:
+    raise ValueError(f"unknown UTKFace config {kind!r}; choose one of {sorted(splits_lib.KINDS)}")
   name = kind if image_size == DEFAULT_IMAGE_SIZE else f"{kind}_{image_size}px"
   return UtkFaceConfig(
-    name=name, description=f"{kind} at {image_size}x{image_size}", image_size=image_size, **_KINDS[kind]
+    name=name, description=f"{kind} at {image_size}x{image_size}", image_size=image_size, **splits_lib.KINDS[kind]
   )
 
 
@@ -97,42 +89,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     path = source_lib.locate(self._source or dl_manager.manual_dir)
     records, skips = source_lib.scan(path)
-    unique, duplicates = splits_lib.deduplicate(records)
-    cfg = self.builder_config
-    if not unique:
+    if not records:
       raise source_lib.DataError(
         f"{path}: no usable images ({len(skips)} files skipped; UTKFace names look like 25_0_1_<date>.jpg.chip.jpg)"
       )
-    if cfg.subset is not None and len(unique) < cfg.subset:
-      raise source_lib.DataError(
-        f"{path}: subset{cfg.subset} needs {cfg.subset} usable images, found {len(unique)}; use --dataset full"
-      )
-    pool = unique
-    if cfg.subset is not None:
-      pool = splits_lib.stratified_split(unique, {"subset": cfg.subset}, cfg.seed)["subset"]
-    sizes = dict(cfg.split_sizes)
-    if all(isinstance(v, float) for v in sizes.values()):
-      sizes = splits_lib.fraction_sizes(len(pool), sizes)
-    splits = splits_lib.stratified_split(pool, sizes, cfg.seed)
-    self.info.metadata.update(
-      {
-        "source": str(path.resolve()),
-        "files_read": len(records) + len(skips),
-        "usable_unique": len(unique),
-        "skipped": [dataclasses.asdict(s) for s in skips],
-        "duplicates": duplicates,
-        "splits": {k: splits_lib.summarize(v) for k, v in splits.items()},
-      }
-    )
+    splits, metadata = splits_lib.build_plan(path, records, skips, self.builder_config)
+    self.info.metadata.update(metadata)
     return {k: self._generate_examples(v) for k, v in splits.items()}
 
   def _generate_examples(self, records):
-    size = self.builder_config.image_size
-    for r in records:
+    for r, image in zip(records, collection.faces(records, self.builder_config.image_size), strict=True):
       yield (
         r.file_name,
         {
-          "image": source_lib.decode(r.data, size),
+          "image": image,
           "age": r.labels.age,
           "gender": r.labels.gender,
           "race": r.labels.race,

@@ -24,7 +24,7 @@ AGE_BANDS = ((0, 12), (13, 19), (20, 39), (40, 59), (60, 79), (80, MAX_AGE))
 AGE_BAND_NAMES = tuple(f"{lo}-{hi}" if hi < MAX_AGE else f"{lo}+" for lo, hi in AGE_BANDS)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Labels:
   age: float  # years (UTKFace: whole); a range's midpoint; -1 when unknown (a manifest's row)
   gender: int  # 0 male, 1 female; -1 unknown (a manifest's row)

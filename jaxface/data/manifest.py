@@ -52,7 +52,7 @@ class ManifestError(ValueError):
   """A manifest that cannot be used as it is; the message names the file and the row."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Row:
   """One checked manifest row, in jaxface's encoding."""
 

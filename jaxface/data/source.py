@@ -46,7 +46,7 @@ class DataError(ValueError):
   """The data was found but cannot be used: a truncated archive, no usable images, too few for a config."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
   """One usable image: of the UTKFace download (its bytes held), or of a manifest (read from ``path`` when needed)."""
 

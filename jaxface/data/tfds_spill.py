@@ -16,7 +16,7 @@ import struct
 
 from tensorflow_datasets.core import shuffle as tfds_shuffle
 
-MEMORY_BUDGET = 256 << 20  # bytes of serialised examples held before spilling
+MEMORY_BUDGET = 64 << 20  # bytes of serialised examples held before spilling
 
 
 class _Bucket(tfds_shuffle._Bucket):

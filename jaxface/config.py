@@ -44,6 +44,9 @@ class Config:
   )
   dataset: str = _field("subset5000", "split config (alias: --config)", choices=DATASETS, aliases=("--config",))
   crop: str = _field("detect", "a manifest's crop policy: detect faces, or take aligned crops as-is", choices=CROPS)
+  source_weights: dict | None = _field(
+    None, 'a manifest\'s sampling weight per source, as JSON: {"afad": 0.5} (a source not named: 1)'
+  )
   tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")
   augment: bool = _field(True, "random flip, translation, brightness and contrast, on the device")

@@ -400,3 +400,34 @@ def test_encoded_bytes_are_not_images_held_in_memory(tmp_path):
   records, _ = collection.scan(tmp_path / "m.csv", manifest.read(tmp_path / "m.csv"), "as-is", workers=1)
   assert records[0].data == b"" and records[0].path == tmp_path / "a.jpg"
   assert records[0].read() == (tmp_path / "a.jpg").read_bytes()
+
+
+def test_mixing_manifests_keeps_each_source_and_weights_sample_them(tmp_path, capsys):
+  from jaxface.data import pipeline
+  from jaxface.data.__main__ import main
+
+  for name, n in (("a", 30), ("b", 10)):
+    rows = []
+    for i in range(n):
+      _jpeg(tmp_path / name / f"{i}.jpg", hash((name, i)) % 1000, size=(8, 8))
+      rows.append({"path": f"{i}.jpg", "age": 10 + i, "gender": i % 2})
+    manifest.write(tmp_path / name / f"{name}.csv", rows)
+  out = tmp_path / "both.csv"
+  rc = main(["--mix", str(tmp_path / "a" / "a.csv"), str(tmp_path / "b" / "b.csv"), "--write-manifest", str(out),
+             "--dataset", "full", "--crop", "as-is", "--image-size", "8", "--tfds-dir", str(tmp_path / "tfds")])  # fmt: skip
+  got = json.loads(capsys.readouterr().out)
+  assert rc == 0 and got["imported"]["mixed"] == {"a": 30, "b": 10}
+  assert {r.source for r in manifest.read(out)} == {"a", "b"} and manifest.read(out)[0].path == "a/0.jpg"
+  sources = np.array(["a"] * 300 + ["b"] * 100)
+  idx = pipeline.weighted_indices(sources, {"b": 2.5, "a": 0.5}, seed=0)
+  counts = {s: int((sources[idx] == s).sum()) for s in ("a", "b")}
+  assert (
+    abs(counts["a"] - 150) < 30
+    and 200 <= counts["b"] <= 300
+    and np.array_equal(idx, pipeline.weighted_indices(sources, {"b": 2.5, "a": 0.5}, seed=0))
+  )
+  assert (pipeline.weighted_indices(sources, {"a": 0}, seed=0) >= 300).all()
+  with pytest.raises(ValueError, match=r"name \['c'\], which the training split does not hold"):
+    pipeline.weighted_indices(sources, {"c": 1}, seed=0)
+  with pytest.raises(ValueError, match="leave no training example"):
+    pipeline.weighted_indices(sources, {"a": 0, "b": 0}, seed=0)

@@ -180,3 +180,20 @@ def test_evaluate_any_model_on_any_labelled_collection(tmp_path, fake_archive, t
   cols = predictions.read(trained / "predictions_all.csv")
   assert set(cols["source"]) == {"a", "b"} and (cols["gender"] == -1).sum() == len(used) - out["n_gender"]
   assert (cols["age"] == -1).sum() == len(used) - out["n_age"]
+
+
+def test_source_weights_change_what_an_epoch_holds(tmp_path, fake_archive):
+  """Training on a mixed manifest with --source-weights: an epoch holds each source as often as its weight says."""
+  folder = fake_utkface.extract_flat(fake_archive[0], tmp_path / "faces")
+  layouts.import_layout("utkface", folder, folder / "utk.csv")
+  rows = [
+    manifest.as_dict(r) | {"source": "x" if i % 2 else "y"} for i, r in enumerate(manifest.read(folder / "utk.csv"))
+  ]
+  manifest.write(folder / "mixed.csv", rows)
+  for mode in ("device", "stream"):
+    cfg = tiny_cfg(str(folder / "mixed.csv"), tmp_path / "tfds", crop="as-is", input=mode, source_weights={"y": 0})
+    trainer.train(cfg, tmp_path / mode)
+    h = json.loads((tmp_path / mode / "history.json").read_text())
+    b = prepare.prepare(str(folder / "mixed.csv"), "full", 32, tmp_path / "tfds", crop="as-is")
+    xs = sum(1 for ex in b.as_data_source("train") if ex["source"] == b"x")
+    assert h[0]["step"] == xs // 8, "an epoch should hold only source x's faces"

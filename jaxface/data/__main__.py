@@ -5,7 +5,9 @@ examples, gender and age-band counts per split, duplicate groups and how they
 were handled, and the skipped files with reasons. PATH is the UTKFace archive
 or folder, or a manifest (.csv or .jsonl; see jaxface.data.manifest). With
 --layout, PATH is a dataset in its native layout: it is first written out as
-the manifest --write-manifest.
+the manifest --write-manifest. With --mix, several manifests are written out
+as one (each row keeping its source, or taking its manifest's name), which is
+then built: train on it with --source-weights to sample each source at a rate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import time
 
 from jaxface import provenance
-from jaxface.data import collection, layouts, prepare, source
+from jaxface.data import collection, layouts, manifest, prepare, source
 from jaxface.data.splits import DATASETS
 
 
@@ -32,12 +34,17 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--image-size", type=int, default=128, help="stored resolution, pixels square (default 128)")
   p.add_argument("--crop", default="detect", choices=collection.CROPS, help="a manifest's crop policy (default detect)")
   p.add_argument("--layout", choices=sorted(layouts.LAYOUTS), help="--data is a dataset in this native layout")
-  p.add_argument("--write-manifest", metavar="OUT", help="with --layout: the manifest to write (.csv or .jsonl)")
+  p.add_argument("--mix", nargs="+", metavar="MANIFEST", help="manifests to write out as one (--write-manifest)")
+  p.add_argument(
+    "--write-manifest", metavar="OUT", help="with --layout or --mix: the manifest to write (.csv or .jsonl)"
+  )
   p.add_argument("--tfds-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   p.add_argument("--rebuild", action="store_true", help="build again even if prepared")
   args = p.parse_args(argv)
   if args.layout and not (args.data and args.write_manifest):
     p.error("--layout needs --data (the dataset's folder) and --write-manifest (the manifest to write)")
+  if args.mix and (args.layout or args.data or not args.write_manifest):
+    p.error("--mix takes manifests and --write-manifest (the manifest to write), without --layout or --data")
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
   t0 = time.perf_counter()
   run = provenance.record(device=False)
@@ -49,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
       logging.info(
         "Wrote %d rows of %s to %s (%s)", imported["rows"], args.layout, args.write_manifest, imported["licence"]
       )
+      data = args.write_manifest
+    if args.mix:
+      imported = {"mixed": manifest.combine(args.mix, args.write_manifest), "manifest": args.write_manifest}
       data = args.write_manifest
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is the JSON alone
       b = prepare.prepare(data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild, crop=args.crop)

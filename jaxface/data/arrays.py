@@ -51,7 +51,8 @@ def load(builder, split: str, fields: Sequence[str] = FIELDS) -> dict[str, np.nd
     return {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in fields}
   t = time.perf_counter()
   arrays = stack(builder.as_data_source(split), fields)
-  logging.info("Read %d %s examples into arrays in %.1fs", len(arrays["age"]), split, time.perf_counter() - t)
+  n = len(next(iter(arrays.values())))
+  logging.info("Read %d %s examples into arrays in %.1fs", n, split, time.perf_counter() - t)
   if path is not None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique name: a PID, reused in a container after a killed run, would collide with its leftover.

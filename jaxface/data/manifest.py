@@ -232,6 +232,41 @@ def read(path: str | os.PathLike) -> list[Row]:
   return rows
 
 
+def as_dict(row: Row) -> dict:
+  """A row as ``write`` takes it, in the manifest's own forms (an exact age as ``age``, a spread as ``age_mean``)."""
+  d = {"path": row.path, "gender": {0: "m", 1: "f"}.get(row.gender, "")}
+  if row.age_std > 0:
+    d |= {"age_mean": row.age_min, "age_std": row.age_std}
+  elif row.age_min >= 0 and row.age_min == row.age_max:
+    d["age"] = row.age_min
+  elif row.age_min >= 0:
+    d |= {"age_min": row.age_min, "age_max": row.age_max}
+  if row.race != labels_lib.UNKNOWN_RACE:
+    d["race"] = row.race
+  return d | {k: getattr(row, k) for k in ("subject", "split", "box", "group", "source") if getattr(row, k)}
+
+
+def combine(paths: list[str | os.PathLike], out: str | os.PathLike) -> dict[str, int]:
+  """Writes the rows of several manifests as one, ``out``: paths made relative to out's folder, and each row's
+  ``source`` kept, or else its manifest's name (its stem). Returns the rows per source."""
+  out = Path(out).expanduser().resolve()
+  rows, counts = [], {}
+  for p in paths:
+    p = Path(p).expanduser().resolve()
+    for row in read(p):
+      rel = os.path.relpath(p.parent / row.path, out.parent)
+      if rel.startswith(".."):
+        raise ManifestError(
+          f"{p}, line {row.line}: {row.path} is outside {out.parent}; write the combined manifest higher up"
+        )
+      d = as_dict(row) | {"path": Path(rel).as_posix(), "source": row.source or p.stem}
+      counts[d["source"]] = counts.get(d["source"], 0) + 1
+      rows.append(d)
+  write(out, rows)
+  read(out)  # a path listed by two manifests is refused here, naming both lines
+  return counts
+
+
 def _cell(v) -> str:
   if v is None:
     return ""

@@ -30,6 +30,45 @@ def _select(fields: Sequence[str]):
   return select
 
 
+class Indexed(Sequence):
+  """``source`` seen through a list of indices (repeats allowed): a weighted epoch."""
+
+  def __init__(self, source: Sequence[dict], indices: np.ndarray):
+    self.source, self.indices = source, np.asarray(indices, np.int64)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i: int) -> dict:
+    return self.source[int(self.indices[i])]
+
+  def __getitems__(self, keys: Sequence[int]) -> list[dict]:
+    get = getattr(self.source, "__getitems__", None)
+    idx = [int(self.indices[k]) for k in keys]
+    return get(idx) if get else [self.source[i] for i in idx]
+
+
+def weighted_indices(sources: np.ndarray, weights: dict[str, float], seed: int) -> np.ndarray:
+  """Indices of a split's examples, each taken as often as its source's weight says (a source not named: 1):
+  ``floor(w)`` times, and once more with probability ``w - floor(w)``, drawn once from ``seed``. So an epoch holds
+  about ``w`` times a source's faces, and ``w = 0`` leaves it out."""
+  sources = np.asarray([s.decode() if isinstance(s, bytes) else str(s) for s in sources])
+  have = sorted(set(sources.tolist()))
+  unknown = sorted(set(weights) - set(have))
+  if unknown:
+    raise ValueError(f"source weights name {unknown}, which the training split does not hold (it holds {have})")
+  bad = {k: v for k, v in weights.items() if not (isinstance(v, int | float) and v >= 0)}
+  if bad:
+    raise ValueError(f"source weights must be numbers >= 0: {bad}")
+  w = np.array([float(weights.get(s, 1.0)) for s in sources])
+  extra = np.random.default_rng(seed).random(len(w)) < w - np.floor(w)
+  counts = np.floor(w).astype(np.int64) + extra
+  idx = np.repeat(np.arange(len(w)), counts)
+  if not len(idx):
+    raise ValueError(f"source weights {weights} leave no training example")
+  return idx
+
+
 def share(n: int, shard_index: int, shard_count: int, *, equal: bool) -> slice:
   """One host's examples of a split of ``n``: every ``shard_count``-th from ``shard_index``.
 

@@ -106,6 +106,12 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   )
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
   fields = pipeline.train_fields(builder)
+  weighted = None  # the train split's examples, each as often as its source's weight
+  if cfg.source_weights:
+    sources = sharding.primary_first(lambda: arrays.load(builder, "train", ("source",)), "jaxface:sources-read")
+    weighted = pipeline.weighted_indices(sources["source"], cfg.source_weights, cfg.seed)
+    train_src = pipeline.Indexed(train_src, weighted)
+    logging.info("Source weights %s: %d training examples an epoch", cfg.source_weights, len(train_src))
 
   # --- model, optimizer, steps ---------------------------------------------
   mdef, params, batch_stats = steps.init_model(cfg)
@@ -124,6 +130,8 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
     splits = sharding.primary_first(
       lambda: [arrays.load(builder, split, fields) for split in ("train", "validation")], "jaxface:arrays-cached"
     )
+    if weighted is not None:
+      splits[0] = {k: v[weighted] for k, v in splits[0].items()}
     feed = feeds.DeviceFeed(
       *splits, train_step=train_step,
       eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, steps_per_call=cfg.steps_per_call,

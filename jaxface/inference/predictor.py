@@ -47,10 +47,14 @@ class Predictor:
 
   @classmethod
   def from_export(cls, path: str | Path, **kw) -> Predictor:
-    """A file written by ``python -m jaxface.export``: JAX runs it; jaxface's model code is not imported."""
-    from jaxface.inference.exported import ExportedModel
+    """A file written by ``python -m jaxface.export``: JAX runs a ``.jaxface`` file, onnxruntime an ``.onnx`` one;
+    jaxface's model code is not imported."""
+    if Path(path).suffix.lower() == ".onnx":
+      from jaxface.inference.onnx_model import OnnxModel as Model
+    else:
+      from jaxface.inference.exported import ExportedModel as Model
 
-    m = ExportedModel(path)
+    m = Model(path)
     if m.meta.get("calibration") is None:
       logging.warning("%s was exported without a calibration: predictions have no age interval", path)
     return cls(m, calibration=m.meta.get("calibration"), **kw)

@@ -62,6 +62,7 @@ def main() -> None:
   for arch in a.archs:
     cfg = config_lib.make(arch, "cpu")
     mdef, params, batch_stats = steps.init_model(cfg)
+    params, batch_stats = jax.device_put((params, batch_stats))  # a loaded backbone's weights come as numpy
     model = InferenceModel(Restored(cfg, mdef.eval, params, batch_stats, 0))
     fn = lambda x, m=model: m.forward(m.restored.params, m.restored.batch_stats, x)  # noqa: E731
     rows += _pair(arch, fn, (1, cfg.image_size, cfg.image_size, 3), a.batch, a.steps, jax_fn=model)

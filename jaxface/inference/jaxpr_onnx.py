@@ -321,7 +321,10 @@ HANDLERS: dict[str, Callable] = {
 # Calls whose body is inlined: (primitive, the param holding the body).
 _CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
           "custom_vjp_call": "call_jaxpr", "remat": "jaxpr", "checkpoint": "jaxpr"}  # fmt: skip
-PLATFORM = "cpu"  # the branch taken where a function chooses by platform (jaxface's depthwise gate)
+# Where a function chooses its formulation by platform (``lax.platform_dependent``: jaxface's depthwise gate), the
+# accelerators' branch is taken: XLA's standard ops (a grouped convolution), which ONNX runtimes run natively. The CPU
+# branch is a rewrite for XLA:CPU (k*k shifted multiply-adds), 7x slower in onnxruntime (benchmarks/onnx_runtime.py).
+PLATFORM = "cuda"
 
 
 def _read(env: dict, v):
@@ -345,7 +348,9 @@ def _convert_jaxpr(g: _Graph, jaxpr, consts, args) -> list:
       outs = _convert_jaxpr(g, closed.jaxpr, closed.consts, ins)
     elif name == "platform_index":
       platforms = eqn.params["platforms"]
-      index = next((i for i, ps in enumerate(platforms) if PLATFORM in ps), len(platforms))
+      named = [i for i, ps in enumerate(platforms) if ps is not None and PLATFORM in ps]
+      default = [i for i, ps in enumerate(platforms) if ps is None]  # the branch for every platform not named
+      index = (named or default or [len(platforms)])[0]
       outs = [np.asarray(index, np.int32)]
     elif name == "cond":
       if not isinstance(ins[0], np.ndarray):

@@ -288,6 +288,32 @@ def _build_scale() -> list[str]:
   return lines
 
 
+def _onnx_runtime() -> list[str]:
+  path = HERE / "results" / "onnx_runtime_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  by = {}
+  for r in d["rows"]:
+    by.setdefault((r["arch"], r["batch"], r["image_size"]), {})[r["framework"]] = r
+  lines = [
+    "### ONNX: onnxruntime against jaxface's XLA (benchmarks/onnx_runtime.py)", "",
+    f"The same model in one run: each arch at its cpu preset's size, random weights, converted by"
+    f" `jaxface/inference/jaxpr_onnx.py` and checked; onnxruntime {d['onnxruntime']} (CPU provider) on"
+    f" {d['host']['cpu']} ({d['host']['cpu_count']} cores). {_file(path.name)}", "",
+    "| model | batch | px | jaxface XLA img/s | onnxruntime img/s | onnxruntime / XLA | largest difference |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for (arch, batch, px), rs in by.items():
+    j, o = rs["jax"], rs["onnxruntime"]
+    diff = max(o["max_abs_diff"].values())
+    lines.append(
+      f"| {arch} | {batch} | {px} | {_fmt(j['images_per_s'])} | {_fmt(o['images_per_s'])} | {o['vs_jax']:.2f} |"
+      f" {diff:.1e} |"
+    )
+  return lines + [""]
+
+
 def _detector() -> list[str]:
   path = HERE / "results" / "detector_cpu.json"
   if not path.exists():
@@ -318,7 +344,15 @@ def _detector() -> list[str]:
 def tables() -> str:
   rows = _load()
   lines = (
-    _input_pipeline() + _end_to_end() + _depthwise() + _serve() + _abuse() + _faults() + _build_scale() + _detector()
+    _input_pipeline()
+    + _end_to_end()
+    + _depthwise()
+    + _serve()
+    + _abuse()
+    + _faults()
+    + _build_scale()
+    + _onnx_runtime()
+    + _detector()
   )
   lines += _xla_cpu_flags(rows)
   for bench, title in (

@@ -1,6 +1,7 @@
 """ONNX export: every arch and the detector converted from their jaxprs, onnxruntime against JAX on real faces at batch
 1 and 8 with one dynamic-batch graph; the exported file predicting as the workdir; and nothing written unchecked."""
 
+import io
 import json
 
 import jax
@@ -9,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import real_photos
+from PIL import Image
 
 from jaxface import config as config_lib
 from jaxface import export as export_cli
@@ -142,3 +144,24 @@ def test_bad_onnx_files_and_flags_say_what_is_wrong(tmp_path, capsys):
     export_cli.main(["--detector", "--out", str(tmp_path / "d.onnx")])  # the detector: ONNX only
   assert "--detector with --format onnx" in capsys.readouterr().err
   assert json.dumps(onnx_model.FORMAT)
+
+
+def test_the_server_answers_with_an_onnx_model(trained, photos, tmp_path):
+  """``serve --model model.onnx``'s path: the predictor from the file, the file's metadata as the model's info."""
+  pytest.importorskip("fastapi")
+  from fastapi.testclient import TestClient
+
+  from jaxface.serving.app import create_app
+
+  out, _ = export.export_onnx(trained, tmp_path / "model.onnx")
+  predictor = Predictor.from_export(out, detect=False, batch_size=4)
+  info = {k: v for k, v in predictor.model.meta.items() if k != "format"}
+  face = _faces(photos, 1, 32)[0]
+  buf = io.BytesIO()
+  Image.fromarray(face).save(buf, format="PNG")
+  with TestClient(create_app(predictor, info)) as c:
+    assert c.get("/v1/model").json()["arch"] == "custom"
+    r = c.post("/v1/predict?detect=false", files={"files": ("face.png", buf.getvalue(), "image/png")})
+  assert r.status_code == 200, r.text
+  (rec,) = r.json()["records"]
+  assert rec["status"] == "ok" and rec["age"] == pytest.approx(float(predictor.run(face[None])["age"][0]), abs=0.01)

@@ -323,7 +323,7 @@ _CALLS = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "custom_
           "custom_vjp_call": "call_jaxpr", "remat": "jaxpr", "checkpoint": "jaxpr"}  # fmt: skip
 # Where a function chooses its formulation by platform (``lax.platform_dependent``: jaxface's depthwise gate), the
 # accelerators' branch is taken: XLA's standard ops (a grouped convolution), which ONNX runtimes run natively. The CPU
-# branch is a rewrite for XLA:CPU (k*k shifted multiply-adds), 7x slower in onnxruntime (benchmarks/onnx_runtime.py).
+# branch is a rewrite for XLA:CPU (k*k shifted multiply-adds), which onnxruntime runs far slower.
 PLATFORM = "cuda"
 
 

@@ -286,22 +286,33 @@ class Detector:
       [_scaled(d, 1 / f) for d in self._merge(views_, found)]
       for views_, found, f in zip(per_photo, found_each, factors, strict=True)
     ]
-    looks = [
-      [letterbox(img, _around(d.box), self.size) for d in found] for img, found in zip(images, first, strict=True)
+    again = self.look_again(images, first)
+    return [
+      [d if a is None else Detection(a.box, a.keypoints, d.score) for d, a in zip(found, got, strict=True)]
+      for found, got in zip(first, again, strict=True)
     ]
-    second = self._run_views(looks)
+
+  def look_again(self, images: list[Image.Image], faces: list[list[Detection]]) -> list[list[Detection | None]]:
+    """Each face looked at again in a view REFINE_CONTEXT times its size, all in shared batches: the face found
+    near the same place (its box, landmarks and score from there), or None where none is. Also how a video follows
+    a face from one frame to the next (``video.track``)."""
+    looks = [
+      [letterbox(img, _around(d.box), self.size) for d in found] for img, found in zip(images, faces, strict=True)
+    ]
     out = []
-    for found, again in zip(first, second, strict=True):
-      refined = []
-      for d, (pts, scores) in zip(found, again, strict=True):
+    for found, seen in zip(faces, self._run_views(looks), strict=True):
+      got = []
+      for d, (pts, scores) in zip(found, seen, strict=True):
         centre = (np.asarray(d.box[:2]) + np.asarray(d.box[2:])) / 2
         boxes = pts[:, :2].reshape(-1, 4)
         near = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - centre, axis=1) < 0.5 * (d.box[2] - d.box[0])
         if near.any():
-          merged = weighted_nms(pts[near], scores[near])[0][0]
-          d = Detection(tuple(float(v) for v in merged[:2].reshape(4)), merged[2:], d.score)
-        refined.append(d)
-      out.append(refined)
+          merged, score = weighted_nms(pts[near], scores[near])[0]
+          d = Detection(tuple(float(v) for v in merged[:2].reshape(4)), merged[2:], float(score))
+          got.append(d)
+        else:
+          got.append(None)
+      out.append(got)
     return out
 
   def _run_views(self, per_photo: list[list[tuple[np.ndarray, View]]]) -> list[list[tuple[np.ndarray, np.ndarray]]]:

@@ -1,0 +1,109 @@
+"""Faces in video: a synthetic clip made here (faces with known ids and ages, moving, entering and leaving, under
+changing brightness), followed without an identity switch, labelled per frame and summarised per person."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import real_photos
+from PIL import Image, ImageEnhance
+
+pytest.importorskip("av")
+
+from jaxface.inference.predictor import Predictor  # noqa: E402
+from jaxface.video import frames as frames_lib  # noqa: E402
+from jaxface.video import label, track  # noqa: E402
+
+W, H, N = 320, 240, 40
+SIDE = 90
+
+
+def _paths():
+  """Each face's top-left corner per frame, or None when it is out of the clip."""
+  a = [(int(10 + 3 * i), 60) for i in range(N)]  # crosses from the left, all the clip
+  b = [(200, int(20 + 2 * i)) if 10 <= i < 32 else None for i in range(N)]  # enters at 10, leaves at 32
+  return [a, b]
+
+
+def make_clip(path, faces):
+  w = frames_lib.Writer(path, 10, (W, H))
+  for i in range(N):
+    canvas = Image.new("RGB", (W, H), (70, 80, 90))
+    for face, where in zip(faces, _paths(), strict=True):
+      if where[i] is not None:
+        canvas.paste(face, where[i])
+    w.write(ImageEnhance.Brightness(canvas).enhance(1.0 + 0.35 * np.sin(i / 4)))
+  w.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+  photos = real_photos(40)
+  if len(photos) >= 40:  # UTKFace faces: two people
+    faces = [p.resize((SIDE, SIDE)) for p in (photos[5], photos[30])]
+  else:  # skimage's photos (real_photos warned): the astronaut's face, and its mirror image
+    face = photos[0].crop((150, 40, 310, 200)).resize((SIDE, SIDE))
+    faces = [face, face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+  path = tmp_path_factory.mktemp("video") / "clip.mp4"
+  make_clip(path, faces)
+  return path
+
+
+def test_faces_are_followed_without_an_identity_switch(trained, clip, tmp_path):
+  predictor = Predictor.from_workdir(trained, batch_size=8)
+  labeller = label.VideoLabeller(predictor, every=5)
+  recs = list(labeller.run(clip, annotate=tmp_path / "annotated.mp4"))
+  paths = _paths()
+  by_track = {}
+  for r in recs:
+    x, y, w, h = r["box"]
+    c = np.array([x + w / 2, y + h / 2])
+    truth = [np.linalg.norm(c - (np.array(p[r["frame"]]) + SIDE / 2)) if p[r["frame"]] else np.inf for p in paths]
+    by_track.setdefault(r["track"], set()).add(int(np.argmin(truth)))
+    assert min(truth) < SIDE / 2, f"frame {r['frame']}: a box on no face"
+  assert all(len(v) == 1 for v in by_track.values()), f"a track on two faces (an identity switch): {by_track}"
+  assert sorted(next(iter(v)) for v in by_track.values()) == [0, 1], "one track per face"
+  seen = {t: {r["frame"] for r in recs if r["track"] == t} for t in by_track}
+  face_b = next(t for t, v in by_track.items() if v == {1})
+  assert min(seen[face_b]) >= 10 and max(seen[face_b]) < 32 + labeller.patience
+  summary = {t["track"]: t for t in labeller.tracks}
+  assert set(summary) == set(by_track)
+  for t in summary.values():
+    mine = [r for r in recs if r["track"] == t["track"]]
+    assert t["frames_seen"] == len(mine) and t["first_frame"] == min(r["frame"] for r in mine)
+    assert t["age"] == pytest.approx(label.combine(
+      np.array([r["age"] for r in mine]), np.array([r["p_female"] for r in mine]), None, None)["age"], abs=0.5)  # fmt: skip
+  assert labeller.stats["frames"] == N and labeller.stats["frames_per_s"] > 0
+  _, out = frames_lib.read(tmp_path / "annotated.mp4")
+  assert sum(1 for _ in out) == N
+
+
+def test_combining_frames_weights_each_by_its_spread():
+  got = label.combine(np.array([20.0, 30.0]), np.array([0.2, 0.6]), np.array([1.0, 3.0]), None)
+  assert got["age"] == pytest.approx((20 / 1 + 30 / 9) / (1 + 1 / 9), abs=0.01)
+  assert got["age_spread"] == pytest.approx(1 / np.sqrt(1 + 1 / 9), abs=1e-3)
+  assert got["p_female"] == pytest.approx(0.4) and got["gender"] == "male"
+  cal = {"scaled_by": None, "half_width": 5.0}
+  assert label.combine(np.array([30.0]), np.array([0.9]), None, cal) | {} == {
+    "age": 30.0, "age_low": 25.0, "age_high": 35.0, "gender": "female", "p_female": 0.9}  # fmt: skip
+
+
+def test_predict_reads_a_video(trained, clip, tmp_path, capsys):
+  from jaxface import predict
+
+  rc = predict.main([str(clip), "--workdir", str(trained), "--out", str(tmp_path / "f.jsonl"),
+                     "--tracks", str(tmp_path / "t.jsonl"), "--every", "5"])  # fmt: skip
+  assert rc == 0
+  frames = [json.loads(x) for x in (tmp_path / "f.jsonl").read_text().splitlines()]
+  tracks = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+  assert frames and {f["track"] for f in frames} == {t["track"] for t in tracks}
+  assert "frames/s" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_video_says_so(tmp_path):
+  bad = tmp_path / "x.mp4"
+  bad.write_bytes(b"nope")
+  with pytest.raises(ValueError, match="x.mp4: not a readable video"):
+    frames_lib.read(bad)
+  with pytest.raises(ValueError, match="every 0 frames"):
+    track.Tracker(None, every=0)

@@ -314,6 +314,28 @@ def _onnx_runtime() -> list[str]:
   return lines + [""]
 
 
+def _video() -> list[str]:
+  path = HERE / "results" / "video_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  c = d["clip"]
+  lines = [
+    "### Video (benchmarks/video.py)", "",
+    f"A synthetic {c['width']}x{c['height']} clip, {c['frames']} frames, four UTKFace validation faces at"
+    f" {c['face_px']} px (ages {d['faces']}) moving, entering and leaving under changing brightness, labelled by"
+    f" `{Path(d['workdir']).name}` on {d['host']['cpu']} ({d['host']['cpu_count']} cores). {_file(path.name)}", "",
+    "| detector every | frames/s | tracks | identity switches | faces split | faces missed | MAE per frame |"
+    " MAE per track |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    lines.append(
+      f"| {r['every']} | {_fmt(r['frames_per_s'])} | {r['tracks']} | {r['identity_switches']} | {r['faces_split']} |"
+      f" {r['faces_missed']} | {r['age_mae_per_frame']:.2f} | {r['age_mae_per_track']:.2f} |"
+    )
+  return lines + [""]
+
+
 def _detector() -> list[str]:
   path = HERE / "results" / "detector_cpu.json"
   if not path.exists():

@@ -39,7 +39,7 @@ def bench(
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)
-  sharding.per_host_batch_size(batch, mesh)
+  sharding.check_batch_divides(batch, mesh)
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
   mdef, params, batch_stats = steps.init_model(cfg)
   if depthwise != "auto":

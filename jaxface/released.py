@@ -39,7 +39,7 @@ SOURCES = {
 
 def cached_backbone(arch: str) -> Path:
   """``arch``'s backbone, fetched (every digest checked) and converted once into $JAXFACE_CACHE/<arch>."""
-  out = weights.CACHE / arch
+  out = weights.cache() / arch
   if not (out / "backbone.safetensors").exists():
     src = SOURCES[arch]
     weights.save_converted(out, arch, src.backbone(src.read(None)), src.origin)

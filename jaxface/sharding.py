@@ -42,12 +42,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P("data"))
 
 
-def per_host_batch_size(global_batch: int, mesh: Mesh) -> int:
-  """This host's share of the global batch; a clear error when it does not divide."""
-  n_dev, n_proc = mesh.devices.size, jax.process_count()
+def check_batch_divides(global_batch: int, mesh: Mesh) -> None:
+  """A clear error when the global batch does not divide over the mesh's devices."""
+  n_dev = mesh.devices.size
   if global_batch % n_dev:
     raise ValueError(f"batch size {global_batch} does not divide over {n_dev} devices; use a multiple of {n_dev}")
-  return global_batch // n_proc
 
 
 def global_batch(local: dict, sharding: NamedSharding) -> dict:

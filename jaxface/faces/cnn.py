@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import jax
@@ -58,7 +57,7 @@ DETECT_MAX_SIDE = 2048
 
 
 def cache_dir() -> Path:
-  return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser() / "detector" / NAME
+  return weights_lib.cache() / "detector" / NAME
 
 
 def fetch_tflite(dest: Path) -> Path:

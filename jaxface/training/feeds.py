@@ -137,7 +137,7 @@ class DeviceFeed:
     repl, batch_sh, data = sharding.replicated(mesh), sharding.batch_sharded(mesh), P("data")
     on_cpu = mesh.devices.flat[0].platform == "cpu"
     n_dev, (first, count) = mesh.devices.size, sharding.local_block(mesh)
-    sharding.per_host_batch_size(batch_size, mesh)  # a clear error when the batch does not divide
+    sharding.check_batch_divides(batch_size, mesh)
     per_dev = batch_size // n_dev
     n, n_val = len(train["age"]), len(val["age"])
     self.steps_per_epoch = pipeline.steps_per_epoch(n, batch_size)

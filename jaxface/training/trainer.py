@@ -91,7 +91,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   # --- mesh --------------------------------------------------------------
   devices = sharding.select_devices(cfg.devices)
   mesh = sharding.data_mesh(devices)
-  sharding.per_host_batch_size(cfg.batch_size, mesh)  # a clear error when the batch does not divide
+  sharding.check_batch_divides(cfg.batch_size, mesh)
   repl = sharding.replicated(mesh)
   logging.info("Devices: %d x %s (%d processes)", len(devices), devices[0].device_kind, jax.process_count())
   xla_opts = run["xla_compiler_options"] = xla_options.compiler_options(devices[0].platform)

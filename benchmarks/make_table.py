@@ -374,6 +374,7 @@ def tables() -> str:
     + _faults()
     + _build_scale()
     + _onnx_runtime()
+    + _video()
     + _detector()
   )
   lines += _xla_cpu_flags(rows)

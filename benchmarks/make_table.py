@@ -319,12 +319,13 @@ def _video() -> list[str]:
   if not path.exists():
     return []
   d = json.loads(path.read_text())
-  c = d["clip"]
+  c, m = d["clip"], d["model"]
   lines = [
     "### Video (benchmarks/video.py)", "",
     f"A synthetic {c['width']}x{c['height']} clip, {c['frames']} frames, four UTKFace validation faces at"
-    f" {c['face_px']} px (ages {d['faces']}) moving, entering and leaving under changing brightness, labelled by"
-    f" `{Path(d['workdir']).name}` on {d['host']['cpu']} ({d['host']['cpu_count']} cores). {_file(path.name)}", "",
+    f" {c['face_px']} px (ages {d['faces']}) moving, entering and leaving under changing brightness, labelled by the"
+    f" {m['arch']} arch, {m['preset']} preset, trained {m['epochs']} epochs on {m['dataset']} (validation MAE"
+    f" {m['val_age_mae']:.2f}), on {d['host']['cpu']} ({d['host']['cpu_count']} cores). {_file(path.name)}", "",
     "| detector every | frames/s | tracks | identity switches | faces split | faces missed | MAE per frame |"
     " MAE per track |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ]  # fmt: skip

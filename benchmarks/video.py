@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -123,8 +124,11 @@ def main() -> None:
       print(r, flush=True)
   import jax
 
+  cfg, last = predictor.model.restored.cfg, json.loads((Path(a.workdir) / "history.json").read_text())[-1]
+  model = {"arch": cfg.arch, "preset": cfg.preset, "dataset": cfg.dataset, "epochs": cfg.epochs,
+           "image_size": cfg.image_size, "val_age_mae": round(last["val_age_mae"], 3)}  # fmt: skip
   meta = common.provenance(
-    "video", t0, platform=jax.default_backend(), workdir=a.workdir, faces=[age for _, age in people],
+    "video", t0, platform=jax.default_backend(), workdir=a.workdir, model=model, faces=[age for _, age in people],
     clip={"width": W, "height": H, "face_px": SIDE, "fps": FPS, "frames": a.frames},
   )  # fmt: skip
   common.write(a.name, rows, meta)

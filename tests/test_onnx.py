@@ -47,7 +47,7 @@ def _same(fn, model, x):
 
 @pytest.mark.parametrize("arch", models.ARCHS)
 def test_every_arch_converts_and_onnxruntime_gives_jax_numbers(arch, photos):
-  size = 112 if arch in ("faceres", "cydral") else 64
+  size = 64 if arch in ("faceres", "cydral") else 32  # small: the conversion does not depend on the size
   cfg = config_lib.make(arch, image_size=size, age_head="distribution")
   m = models.from_config(cfg)
   m.eval()

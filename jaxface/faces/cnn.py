@@ -252,13 +252,17 @@ class Detector:
     self._forward = jax.jit(forward)
 
   def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K)."""
+    """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K).
+
+    A last, smaller batch is padded to the next power of two, not to the batch size: a video's second looks (a few
+    views a frame) then cost a few views' compute, with a few compiled shapes."""
     pts, scores = [], []
     for start in range(0, len(images), self.batch_size):
       chunk = images[start : start + self.batch_size]
       n = len(chunk)
-      if n < self.batch_size:  # one compiled shape
-        chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), np.uint8)])
+      padded = min(self.batch_size, 1 << (n - 1).bit_length())
+      if n < padded:
+        chunk = np.concatenate([chunk, np.zeros((padded - n, *chunk.shape[1:]), np.uint8)])
       p, s = jax.device_get(self._forward(self._state, chunk))
       pts.append(p[:n])
       scores.append(s[:n])

@@ -60,14 +60,10 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if args.model:
       predictor = Predictor.from_export(args.model, batch_size=args.batch_size, detector=args.detector)
-      info = {k: v for k, v in predictor.model.meta.items() if k != "format"}
     else:
-      from jaxface.inference import export
-
       predictor = Predictor.from_workdir(
         args.workdir, args.checkpoint, batch_size=args.batch_size, detector=args.detector
       )
-      info = export.model_info(args.workdir, predictor.model.restored, args.checkpoint, predictor.calibration)
     faces.ready(args.detector)  # converted first, if need be: offline, one line saying what to do
   except (FileNotFoundError, ValueError, faces.DetectorError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -77,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
   faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector's first call, compiled
   limits = Limits(max_active=args.max_active, max_waiting=args.max_waiting, answer_s=args.answer_s, body_s=args.body_s)
   app = create_app(
-    predictor, info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, limits=limits,
+    predictor, predictor.info, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, limits=limits,
     expose_details=args.expose_model_details,
   )  # fmt: skip
-  print(f"serving {info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
+  print(f"serving {predictor.info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
   uvicorn.run(app, host=args.host, port=args.port, log_level="info")
   return 0
 

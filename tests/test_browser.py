@@ -39,11 +39,10 @@ def server(trained):
   import uvicorn
 
   from jaxface import Predictor
-  from jaxface.inference import export
   from jaxface.serving.app import create_app
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  app = create_app(predictor, export.model_info(trained, predictor.model.restored, "best", predictor.calibration))
+  app = create_app(predictor, predictor.info)
   port = portpicker.pick_unused_port()
   srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
   thread = threading.Thread(target=srv.run, daemon=True)

@@ -155,7 +155,7 @@ def test_the_server_answers_with_an_onnx_model(trained, photos, tmp_path):
 
   out, _ = export.export_onnx(trained, tmp_path / "model.onnx")
   predictor = Predictor.from_export(out, detect=False, batch_size=4)
-  info = {k: v for k, v in predictor.model.meta.items() if k != "format"}
+  info = predictor.info
   face = _faces(photos, 1, 32)[0]
   buf = io.BytesIO()
   Image.fromarray(face).save(buf, format="PNG")

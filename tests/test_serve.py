@@ -41,10 +41,9 @@ def exported(trained, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(trained):
-  from jaxface.inference import export
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  info = predictor.info
   app = create_app(predictor, info, limits=Limits(max_files=3, max_bytes=200_000, max_pixels=1_000_000))
   with TestClient(app) as c:
     yield c
@@ -156,10 +155,9 @@ def test_bad_input_is_a_4xx_naming_the_file_and_the_server_goes_on(client, photo
 
 
 def test_model_details_only_when_asked(trained):
-  from jaxface.inference import export
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  info = predictor.info
   with TestClient(create_app(predictor, info, expose_details=True)) as c:
     m = c.get("/v1/model").json()
   assert m["config"]["arch"] == "custom" and m["provenance"]["wall_s"] > 0
@@ -237,10 +235,9 @@ class _Slow:
 
 
 def test_an_answer_past_its_deadline_is_a_504_and_the_server_goes_on(trained, photos):
-  from jaxface.inference import export
 
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  info = predictor.info
   astronaut = {"files": ("astronaut.jpg", photos["astronaut.jpg"], "image/jpeg")}
   with TestClient(create_app(predictor, info)) as c:
     assert c.post("/v1/predict", files=astronaut).status_code == 200  # compiled first: not the deadline's time
@@ -299,10 +296,8 @@ def test_a_slow_body_is_a_408_and_never_holds_up_a_normal_request(trained, photo
   import portpicker
   import uvicorn
 
-  from jaxface.inference import export
-
   predictor = Predictor.from_workdir(trained, batch_size=4)
-  info = export.model_info(trained, predictor.model.restored, "best", predictor.calibration)
+  info = predictor.info
   port = portpicker.pick_unused_port()
   app = create_app(predictor, info, limits=Limits(body_s=3.0, max_active=2))
   server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -30,19 +30,6 @@ from jaxface.inference import exported, jaxpr_onnx, model, onnx_model, restore
 PLATFORMS = ("cpu", "cuda", "tpu")
 
 
-def model_info(workdir: str | Path, restored: restore.Restored, checkpoint: str, calibration: dict | None) -> dict:
-  """Arch, config, checkpoint, provenance (run.json), metrics (eval_*.json) and the calibration in use."""
-  workdir = Path(workdir)
-  run = workdir / "run.json"
-  return {
-    "arch": restored.cfg.arch, "image_size": restored.cfg.image_size, "checkpoint": checkpoint,
-    "step": restored.step, "config": json.loads(restored.cfg.to_json()),
-    "provenance": json.loads(run.read_text()) if run.exists() else None,
-    "metrics": {p.stem.removeprefix("eval_"): json.loads(p.read_text()) for p in sorted(workdir.glob("eval_*.json"))},
-    "calibration": calibration,
-  }  # fmt: skip
-
-
 ONNX_TOLERANCE = 1e-4  # relative and absolute, on every output
 CHECK_BATCHES = (1, 3)  # onnxruntime against JAX on these batch sizes, whatever the batch the file is run at
 
@@ -92,7 +79,7 @@ def export_onnx(workdir: str | Path, out: str | Path, checkpoint: str = "best", 
   worst = check_onnx(graph, fn, (1, size, size, 3))
   cal, _ = calib.for_model(workdir, restored.step, tta)
   meta = {"format": onnx_model.FORMAT, "tta": tta, "check": {"max_abs_diff": worst, "batches": list(CHECK_BATCHES)}}
-  meta |= model_info(workdir, restored, checkpoint, cal)
+  meta |= restore.model_info(workdir, restored, checkpoint, cal)
   return _write_onnx(graph, out, meta), worst
 
 
@@ -121,7 +108,7 @@ def export(workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: 
   exp = jax.export.export(closed, platforms=PLATFORMS)(jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8))
   cal, _ = calib.for_model(workdir, restored.step, tta)
   meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS)}
-  meta |= model_info(workdir, restored, checkpoint, cal)
+  meta |= restore.model_info(workdir, restored, checkpoint, cal)
   out = Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = out.with_name(f".{out.name}.tmp")

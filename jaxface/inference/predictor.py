@@ -28,12 +28,14 @@ class Predictor:
   """
 
   def __init__(
-    self, model, batch_size: int = 32, detect: bool = True, calibration: dict | None = None, detector: str = "cnn"
-  ):
+    self, model, batch_size: int = 32, detect: bool = True, calibration: dict | None = None, detector: str = "cnn",
+    info: dict | None = None,
+  ):  # fmt: skip
     if detector not in faces.DETECTORS:
       raise ValueError(f"unknown detector {detector!r}; choose one of {faces.DETECTORS}")
     self.model, self.batch_size, self.detect, self.size = model, batch_size, detect, model.image_size
     self.calibration, self.detector = calibration, detector
+    self.info = info or {}  # what the model is: arch, image size, config, step, provenance, metrics, calibration
 
   @classmethod
   def from_workdir(cls, workdir: str | Path, checkpoint: str = "best", **kw) -> Predictor:
@@ -43,7 +45,8 @@ class Predictor:
     cal, why_not = calibration_lib.for_model(workdir, restored.step, "none")
     if why_not:
       logging.warning("%s", why_not)
-    return cls(model.InferenceModel(restored), calibration=cal, **kw)
+    info = restore.model_info(workdir, restored, checkpoint, cal)
+    return cls(model.InferenceModel(restored), calibration=cal, info=info, **kw)
 
   @classmethod
   def from_export(cls, path: str | Path, **kw) -> Predictor:
@@ -57,7 +60,8 @@ class Predictor:
     m = Model(path)
     if m.meta.get("calibration") is None:
       logging.warning("%s was exported without a calibration: predictions have no age interval", path)
-    return cls(m, calibration=m.meta.get("calibration"), **kw)
+    info = {k: v for k, v in m.meta.items() if k != "format"}
+    return cls(m, calibration=m.meta.get("calibration"), info=info, **kw)
 
   def predict(self, image: str | Path | Image.Image | np.ndarray) -> list[dict]:
     """Records for the faces of one image (a no-face or error record when there are none)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import jax
@@ -59,3 +60,16 @@ def load(workdir: str | Path, which: str = "best", device: jax.Device | None = N
   finally:
     ckpt.close()
   return Restored(cfg, graphdef, weights["params"], weights["batch_stats"], step)
+
+
+def model_info(workdir: str | Path, restored: Restored, checkpoint: str, calibration: dict | None) -> dict:
+  """Arch, config, checkpoint, provenance (run.json), metrics (eval_*.json) and the calibration in use."""
+  workdir = Path(workdir)
+  run = workdir / "run.json"
+  return {
+    "arch": restored.cfg.arch, "image_size": restored.cfg.image_size, "checkpoint": checkpoint,
+    "step": restored.step, "config": json.loads(restored.cfg.to_json()),
+    "provenance": json.loads(run.read_text()) if run.exists() else None,
+    "metrics": {p.stem.removeprefix("eval_"): json.loads(p.read_text()) for p in sorted(workdir.glob("eval_*.json"))},
+    "calibration": calibration,
+  }  # fmt: skip

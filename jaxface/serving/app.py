@@ -115,7 +115,7 @@ def create_app(
   limits: Limits | None = None,
   expose_details: bool = False,
 ) -> FastAPI:
-  """``info``: the model (``export.model_info``, or an export's meta); ``GET /v1/model`` shows ``public_info`` of it,
+  """``info``: the model (``Predictor.info``); ``GET /v1/model`` shows ``public_info`` of it,
   or all of it with ``expose_details``. ``max_batch=0``: no gathering."""
   limits = limits or Limits()
   batcher = Batcher(predictor.run, max_batch, max_wait_ms / 1000)

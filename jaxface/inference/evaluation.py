@@ -127,17 +127,21 @@ def evaluate(
 def _interval(workdir: Path, r, cols: dict, split: str, checkpoint: str, tta: str, calibrate: bool, coverage: float):
   """{'interval': coverage and width} of the workdir's calibration (fitted here first with ``calibrate``).
 
-  Adds each face's ``age_low`` and ``age_high`` to ``cols`` when there is one.
+  Adds each face's ``age_low`` and ``age_high`` to ``cols`` when there is one. Faces of unknown age (a manifest's
+  -1) get an interval, but neither fit nor measure one.
   """
   spread = cols.get("age_spread")
+  known = cols["age"] >= 0
+  pick = (lambda a: None if a is None else a[known]) if not known.all() else (lambda a: a)  # noqa: E731
   if calibrate:
     cal = calibration.fit(
-      cols["age"], cols["pred_age"], spread, coverage, split=split, checkpoint=checkpoint, step=r.step, tta=tta
-    )
+      pick(cols["age"]), pick(cols["pred_age"]), pick(spread), coverage, split=split, checkpoint=checkpoint,
+      step=r.step, tta=tta,
+    )  # fmt: skip
     calibration.save(workdir, cal)
   cal, why_not = calibration.for_model(workdir, r.step, tta)
   if cal is None:
     return {"interval": None, "interval_note": why_not}
   cols["age_low"], cols["age_high"] = calibration.interval(cols["pred_age"], cal, spread)
-  out = calibration.report(cols["age"], cols["pred_age"], cols["race"], cal, spread)
+  out = calibration.report(pick(cols["age"]), pick(cols["pred_age"]), pick(cols["race"]), cal, pick(spread))
   return {"interval": {**out, "in_sample": cal.get("split") == split}}

@@ -96,5 +96,13 @@ def test_a_file_that_is_not_a_video_says_so(tmp_path):
   bad.write_bytes(b"nope")
   with pytest.raises(ValueError, match="x.mp4: not a readable video"):
     frames_lib.read(bad)
+  w = frames_lib.Writer(tmp_path / "whole.mp4", 10, (64, 48))
+  for i in range(20):
+    w.write(Image.new("RGB", (64, 48), (10 * i, 0, 0)))
+  w.close()
+  data = (tmp_path / "whole.mp4").read_bytes()
+  (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # an MP4's index is at its end
+  with pytest.raises(ValueError, match="cut.mp4: not a readable video"):
+    frames_lib.read(tmp_path / "cut.mp4")
   with pytest.raises(ValueError, match="every 0 frames"):
     track.Tracker(None, every=0)

@@ -35,10 +35,14 @@ def read(path: str | Path) -> tuple[float, Iterator[tuple[int, float, Image.Imag
   fps = float(stream.average_rate or stream.guessed_rate or 25)
 
   def frames():
+    i = 0
     with container:
-      for i, frame in enumerate(container.decode(stream)):
-        t = float(frame.time) if frame.time is not None else i / fps
-        yield i, t, frame.to_image().convert("RGB")
+      try:
+        for i, frame in enumerate(container.decode(stream)):
+          t = float(frame.time) if frame.time is not None else i / fps
+          yield i, t, frame.to_image().convert("RGB")
+      except av.error.FFmpegError as e:  # a damaged stream: named, with where it broke
+        raise ValueError(f"{path}: the video cannot be decoded past frame {i} ({type(e).__name__}: {e})") from None
 
   return fps, frames()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxface.faces.face import DetectorError
 from jaxface.inference import CHECKPOINTS, TTA
 
 FORMATS = ("jaxface", "onnx")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
       out, worst = export.export(args.workdir, args.out, args.checkpoint, args.tta), None
     if worst is not None:
       checked = "; onnxruntime = JAX to " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
-  except (FileNotFoundError, ValueError) as e:  # jaxpr_onnx.Unsupported (an op with no exact export) among them
+  except (FileNotFoundError, ValueError, DetectorError) as e:  # jaxpr_onnx.Unsupported (an op with no exact export)
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB{checked})", file=sys.stderr)

@@ -88,6 +88,8 @@ def test_the_detector_network_exports_with_the_originals_outputs(photos, tmp_pat
 
   path, worst = export.export_detector_onnx(tmp_path / "blazeface.onnx")
   assert set(worst) == {"regressors", "logits"}
+  with pytest.raises(ValueError, match="the face detector's network, not an age and gender model"):
+    Predictor.from_export(path)
   net = cnn.load_model()
   views = np.stack([cnn.letterbox(p, (0, 0, *p.size), net.size)[0] for p in photos])
   run = jax.jit(lambda x: net(x.astype(jnp.float32) / 127.5 - 1.0))

@@ -43,6 +43,8 @@ class OnnxModel:
       raise ValueError(f"{path} is not a jaxface ONNX export ({e})") from None
     except Exception as e:  # protobuf's DecodeError for bytes that are not a model
       raise ValueError(f"{path} is not an ONNX model ({type(e).__name__}: {e})") from None
+    if meta.get("model") == "detector":
+      raise ValueError(f"{path} is the face detector's network, not an age and gender model")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -96,7 +96,8 @@ def _csv(path: Path) -> list[dict]:
     return [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(f)]
 
 
-_APPA_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+# The file-name words of the datasets that ship their splits (APPA-REAL, IMDB-Clean), and jaxface's split names.
+_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
 def appa_real(root: Path, age: str = "real") -> list[dict]:
@@ -108,7 +109,7 @@ def appa_real(root: Path, age: str = "real") -> list[dict]:
   if age not in ("real", "apparent"):
     raise ValueError(f"APPA-REAL age {age!r}: choose real or apparent")
   rows = []
-  for name, split in _APPA_SPLITS.items():
+  for name, split in _SPLITS.items():
     gt = root / f"gt_avg_{name}.csv"
     if not gt.is_file():
       continue
@@ -176,14 +177,11 @@ def _person(path: str) -> str:
   return Path(path).name.split("_")[0]
 
 
-_CLEAN_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
-
-
 def imdb_clean(root: Path) -> list[dict]:
   """IMDB-Clean's ``imdb_{train,valid,test}_new.csv`` (filename, age, gender M/F, x_min, y_min, x_max, y_max) under
   root or root/csvs/; the images under root/data/imdb-clean-1024/ or root. Its splits are kept, and the box given."""
   rows = []
-  for name, split in _CLEAN_SPLITS.items():
+  for name, split in _SPLITS.items():
     for sheet in (root / f"imdb_{name}_new.csv", root / "csvs" / f"imdb_{name}_new.csv"):
       if not sheet.is_file():
         continue

@@ -116,6 +116,9 @@ def _videos(predictor: Predictor, videos: list[str], args) -> int:
   if len(videos) != len(args.paths):
     print("error: give videos or images, not both in one call", file=sys.stderr)
     return 2
+  if args.no_detect or args.detector != "cnn":
+    print("error: videos follow faces with the cnn detector: drop --no-detect and --detector haar", file=sys.stderr)
+    return 2
   labeller = label.VideoLabeller(predictor, every=args.every or label.DEFAULT_EVERY)
   out = open(args.out, "w", newline="") if args.out else sys.stdout
   tracks_path = args.tracks or (f"{args.out}.tracks.jsonl" if args.out else None)

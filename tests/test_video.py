@@ -106,3 +106,10 @@ def test_a_file_that_is_not_a_video_says_so(tmp_path):
     frames_lib.read(tmp_path / "cut.mp4")
   with pytest.raises(ValueError, match="every 0 frames"):
     track.Tracker(None, every=0)
+
+
+def test_video_flags_that_cannot_apply_are_refused(trained, clip, capsys):
+  from jaxface import predict
+
+  assert predict.main([str(clip), "--workdir", str(trained), "--no-detect"]) == 2
+  assert "drop --no-detect" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 1 and 8 with one dynamic-batch graph; the exported file predicting as the workdir; and nothing written unchecked."""
 
 import io
-import json
 
 import jax
 import jax.numpy as jnp
@@ -115,7 +114,6 @@ def test_an_op_that_cannot_be_exported_is_named_and_nothing_is_written(trained, 
 
 def test_a_graph_that_does_not_give_jax_numbers_is_not_written(trained, tmp_path, monkeypatch, capsys):
   """A conversion gone wrong (here: every Sigmoid written as a Tanh) is caught by the check before writing."""
-  real = jaxpr_onnx.HANDLERS["logistic"]
   monkeypatch.setitem(
     jaxpr_onnx.HANDLERS, "logistic", lambda g, eqn, ins: [g.node("Tanh", [jaxpr_onnx._name(g, ins[0])])]
   )
@@ -123,7 +121,6 @@ def test_a_graph_that_does_not_give_jax_numbers_is_not_written(trained, tmp_path
   assert export_cli.main(["--workdir", str(trained), "--out", str(out), "--format", "onnx"]) == 2
   err = capsys.readouterr().err
   assert "differs from JAX's" in err and "was not written" in err and not out.exists()
-  assert real is not None
 
 
 def test_bad_onnx_files_and_flags_say_what_is_wrong(tmp_path, capsys):
@@ -145,7 +142,6 @@ def test_bad_onnx_files_and_flags_say_what_is_wrong(tmp_path, capsys):
   with pytest.raises(SystemExit):
     export_cli.main(["--detector", "--out", str(tmp_path / "d.onnx")])  # the detector: ONNX only
   assert "--detector with --format onnx" in capsys.readouterr().err
-  assert json.dumps(onnx_model.FORMAT)
 
 
 def test_the_server_answers_with_an_onnx_model(trained, photos, tmp_path):

@@ -16,7 +16,7 @@ the pixels: the build streams.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import io
 import logging
@@ -141,13 +141,4 @@ def face_pixels(record: source_lib.Record, size: int) -> np.ndarray:
 
 def faces(records: list[source_lib.Record], size: int, workers: int | None = None):
   """``face_pixels`` of every record, in order, decoded and cropped in worker processes."""
-  job = _FacePixels(size)
-  return parallel.ordered_map(job, records, workers=workers)
-
-
-@dataclasses.dataclass(frozen=True)
-class _FacePixels:
-  size: int
-
-  def __call__(self, record: source_lib.Record) -> np.ndarray:
-    return face_pixels(record, self.size)
+  return parallel.ordered_map(functools.partial(face_pixels, size=size), records, workers=workers)

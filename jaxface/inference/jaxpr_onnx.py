@@ -185,9 +185,8 @@ def _dot_general(g, eqn, ins):
 
 
 def _to_nchw(g, x, spec):
-  """``x`` in ``spec``'s layout (batch, feature, spatial... as axes of x) as N, C, spatial...; and back."""
-  perm = list(spec)
-  return g.node("Transpose", [x], perm=perm), list(np.argsort(perm))
+  """``x``, whose axes ``spec`` lists as batch, feature, spatial..., transposed to N, C, spatial..."""
+  return g.node("Transpose", [x], perm=list(spec))
 
 
 def _conv(g, eqn, ins):
@@ -195,7 +194,7 @@ def _conv(g, eqn, ins):
   dn = p["dimension_numbers"]
   if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
     raise Unsupported("conv_general_dilated with lhs dilation or batch groups")
-  x, back = _to_nchw(g, _name(g, ins[0]), dn.lhs_spec)
+  x = _to_nchw(g, _name(g, ins[0]), dn.lhs_spec)
   w = ins[1]
   w = np.transpose(w, dn.rhs_spec) if isinstance(w, np.ndarray) else g.node("Transpose", [w], perm=list(dn.rhs_spec))
   pads = [lo for lo, _ in p["padding"]] + [hi for _, hi in p["padding"]]
@@ -218,7 +217,7 @@ def _pool(kind: str):
     spatial = list(range(1, rank - 1))  # N, spatial..., C: the layout of jaxface's (Flax's) pooling
     if dims[0] != 1 or dims[-1] != 1 or strides[0] != 1 or strides[-1] != 1:
       raise Unsupported(f"reduce_window_{kind} over the batch or channel axis")
-    x, _ = _to_nchw(g, _name(g, ins[0]), [0, rank - 1, *spatial])
+    x = _to_nchw(g, _name(g, ins[0]), [0, rank - 1, *spatial])
     attrs = dict(
       kernel_shape=[dims[i] for i in spatial], strides=[strides[i] for i in spatial],
       pads=[padding[i][0] for i in spatial] + [padding[i][1] for i in spatial],

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 MIN_IOU = 0.3
 
 
@@ -78,7 +76,3 @@ class Tracker:
         matched[len(self.tracks) - 1] = d
         self._next += 1
     return [self.tracks[ti] for ti in sorted(matched)]
-
-
-def centre(box) -> np.ndarray:
-  return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])

@@ -52,3 +52,8 @@ def read_json(path: str | os.PathLike, what: str):
     return json.loads(Path(path).read_text())
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not valid JSON ({e}); it should hold {what}") from None
+
+
+def cache() -> Path:
+  """jaxface's cache folder: $JAXFACE_CACHE, else ~/.cache/jaxface (read at each call, so a test can move it)."""
+  return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jaxface import faces
+from jaxface import compile_cache, faces
 from jaxface.inference import CHECKPOINTS
 from jaxface.inference.predictor import FIELDS, Predictor
 from jaxface.video import frames as frames_lib
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--tracks", metavar="FILE", help="videos: where the per-track summaries go (JSON lines)")
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+  compile_cache.enable()
   try:
     kw = dict(batch_size=args.batch_size, detect=not args.no_detect, detector=args.detector)
     if args.model:

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from jaxface import faces
+from jaxface import compile_cache, faces
 from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
 from jaxface.serving.limits import Limits
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
   )  # fmt: skip
   args = p.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
+  compile_cache.enable()
   try:
     import uvicorn
 

@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 from jaxface import files
+from jaxface.files import cache
 
 CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 # torchvision's ImageNet weights (IMAGENET1K_V1); the name ends in the first 8 hex digits of its sha256.
@@ -34,11 +35,6 @@ TORCHVISION_URLS = {
   "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
   "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
 }
-
-
-def cache() -> Path:
-  """jaxface's cache folder: $JAXFACE_CACHE, else ~/.cache/jaxface (read at each call, so a test can move it)."""
-  return Path(os.environ.get("JAXFACE_CACHE", "~/.cache/jaxface")).expanduser()
 
 
 FETCH_TIMEOUT_S = 120  # a download from the package index, in all: offline, it fails well before this

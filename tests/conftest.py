@@ -5,30 +5,19 @@ from pathlib import Path
 
 import pytest
 
+from jaxface import compile_cache
+
 sys.path.insert(0, str(Path(__file__).parent))
 # Downloaded and converted weights (the detector, the released networks) go to a cache of the tests' own, never to
 # the user's ~/.cache/jaxface; it is kept between runs (git ignores it), so each is fetched once.
 os.environ["JAXFACE_CACHE"] = os.environ.get("JAXFACE_TEST_CACHE") or str(Path(__file__).parents[1] / ".test-cache")
 
 
-def _compilation_cache() -> str:
-  """A persistent XLA cache for every test process and the processes they start: most of the suite's time was
-  compiling the same small programs again. Keyed by this CPU's flags, since compiled CPU code is host-specific."""
-  import hashlib
-  import platform
-
-  try:
-    flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags"))
-  except (OSError, StopIteration):
-    flags = platform.processor()
-  key = hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
-  return str(Path(os.environ["JAXFACE_CACHE"], "xla", key))
-
-
 # Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: compiling the tests'
 # many small programs is most of the suite's time, those passes are much of it, and no test measures speed.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _compilation_cache())
+# The same folder as jaxface.compile_cache (keyed by this CPU and jaxlib), below the tests' own cache.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compile_cache.directory()))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 

@@ -176,7 +176,7 @@ def parse_row(rec: dict, root: Path) -> Row:
   )  # fmt: skip
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
+def records(path: Path) -> Iterator[tuple[int, dict]]:
   """(line, dict) per row of a CSV (a header first) or a JSONL file."""
   if path.suffix.lower() == ".jsonl":
     with open(path, encoding="utf-8") as f:
@@ -214,7 +214,7 @@ def read(path: str | os.PathLike) -> list[Row]:
     raise ManifestError(f"{path}: a manifest is a .csv or .jsonl file")
   root, rows, seen = path.parent, [], {}
   try:
-    for line, rec in _records(path):
+    for line, rec in records(path):
       try:
         row = parse_row(rec, root)
       except ValueError as e:

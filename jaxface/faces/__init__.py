@@ -1,7 +1,7 @@
 """Faces in photos: reading photos, detecting faces, cropping them as UTKFace does, drawing the results."""
 
 from jaxface.faces.crop import crop
-from jaxface.faces.detect import DETECTORS, detect, ready
+from jaxface.faces.detect import DETECTORS, detect, detect_many, ready
 from jaxface.faces.draw import annotate, drawn
 from jaxface.faces.face import DetectorError, Face
 from jaxface.faces.photos import FORMATS, IMAGE_SUFFIXES, NOT_AN_IMAGE, Photo, expand_inputs, load_photo
@@ -17,6 +17,7 @@ __all__ = [
   "annotate",
   "crop",
   "detect",
+  "detect_many",
   "drawn",
   "expand_inputs",
   "load_photo",

@@ -35,13 +35,20 @@ def ready(detector: str = "cnn") -> None:
 
 def detect(image: Image.Image | np.ndarray, detector: str = "cnn") -> list[Face]:
   """The faces of an RGB photo, best first (cnn: by score; haar: largest first)."""
+  return detect_many([image], detector)[0]
+
+
+def detect_many(images: list[Image.Image | np.ndarray], detector: str = "cnn") -> list[list[Face]]:
+  """The faces of each photo, as ``detect`` finds them. The CNN runs the views of all the photos in shared batches:
+  fewer padded views than one photo at a time. A photo's result does not depend on the others but for float
+  rounding in those batches."""
   if detector == "haar":
     from jaxface.faces import haar
 
-    return haar.detect(np.asarray(image))
+    return [haar.detect(np.asarray(image)) for image in images]
   if detector != "cnn":
     raise ValueError(f"unknown detector {detector!r}; choose one of {DETECTORS}")
   from jaxface.faces import cnn
 
-  img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-  return [from_detection(d) for d in cnn.default().detect(img)]
+  pil = [img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img)) for img in images]
+  return [[from_detection(d) for d in found] for found in cnn.default().detect_many(pil)] if pil else []

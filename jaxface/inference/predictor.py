@@ -17,6 +17,29 @@ from jaxface.inference import calibration as calibration_lib
 FIELDS = ("file", "status", "face", "box", "age", "age_low", "age_high", "gender", "p_female", "score", "error")
 
 
+DETECT_PHOTOS = 8  # photos whose detector views share batches in predict_many (python -m jaxface.bulk's task, too)
+
+
+def face_crops(
+  photos: list[faces.Photo], size: int, detect: bool = True, detector: str = "cnn"
+) -> list[list[tuple[dict, np.ndarray]]]:
+  """The faces of each readable photo, found by ``detector`` (``faces.detect_many``; the whole photo as one face when
+  ``detect`` is False): each one's record (file, status, face, box, score; no prediction yet) and its ``size`` crop."""
+  if not detect:
+    whole = lambda p: [((0, 0, *p.image.size), None, np.asarray(source_lib.to_square(p.image, size)))]  # noqa: E731
+    crops = [whole(p) for p in photos]
+  else:
+    found = faces.detect_many([p.image for p in photos], detector)
+    crops = [[(f.box, f.score, faces.crop(p.image, f, size)) for f in fs] for p, fs in zip(photos, found, strict=True)]
+  return [
+    [
+      ({"file": p.file, "status": "ok", "face": i, "box": list(box), "score": score}, pixels)
+      for i, (box, score, pixels) in enumerate(each)
+    ]
+    for p, each in zip(photos, crops, strict=True)
+  ]
+
+
 class Predictor:
   """A trained model with its face detector: images in, one record per face out.
 
@@ -72,15 +95,7 @@ class Predictor:
 
     ``detect``: False when the photo is already a face crop (default: as the predictor was made).
     """
-    if self.detect if detect is None else detect:
-      found = faces.detect(photo.image, self.detector)
-      crops = [(f.box, f.score, faces.crop(photo.image, f, self.size)) for f in found]
-    else:
-      crops = [((0, 0, *photo.image.size), None, np.asarray(source_lib.to_square(photo.image, self.size)))]
-    return [
-      ({"file": photo.file, "status": "ok", "face": i, "box": list(box), "score": score}, pixels)
-      for i, (box, score, pixels) in enumerate(crops)
-    ]
+    return face_crops([photo], self.size, self.detect if detect is None else detect, self.detector)[0]
 
   @property
   def shapes(self) -> list[int]:
@@ -116,21 +131,36 @@ class Predictor:
     return labelled
 
   def predict_many(self, photos: Iterable[faces.Photo]) -> Iterator[dict]:
-    """Records for many photos, faces batched across photos at a static batch size."""
+    """Records for many photos: the detector runs DETECT_PHOTOS photos at a time, and the faces are batched across
+    photos at a static batch size."""
     pending: list[tuple[dict, np.ndarray]] = []
-    for photo in photos:
-      if photo.error:
-        yield {"file": photo.file, "status": "error", "error": photo.error}
-        continue
-      found = self.faces(photo)
-      if not found:
-        yield {"file": photo.file, "status": "no_face"}
-      pending += found
-      while len(pending) >= self.batch_size:
-        yield from self._flush(pending[: self.batch_size])
-        pending = pending[self.batch_size :]
+    for chunk in _chunks(photos, DETECT_PHOTOS):
+      readable = [p for p in chunk if not p.error]
+      found = iter(face_crops(readable, self.size, self.detect, self.detector))
+      for photo in chunk:
+        if photo.error:
+          yield {"file": photo.file, "status": "error", "error": photo.error}
+          continue
+        each = next(found)
+        if not each:
+          yield {"file": photo.file, "status": "no_face"}
+        pending += each
+        while len(pending) >= self.batch_size:
+          yield from self._flush(pending[: self.batch_size])
+          pending = pending[self.batch_size :]
     if pending:
       yield from self._flush(pending)
 
   def _flush(self, items: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
     yield from self.label([rec for rec, _ in items], self.run(np.stack([p for _, p in items])))
+
+
+def _chunks(items: Iterable, n: int) -> Iterator[list]:
+  chunk = []
+  for item in items:
+    chunk.append(item)
+    if len(chunk) == n:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk

@@ -1,0 +1,51 @@
+"""What to label: folders, globs and manifests of paths, as (file, path) items, and the inputs that name no photo."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from jaxface import faces
+from jaxface.data import manifest
+
+GLOB = set("*?[")
+PATH_LISTS = (".txt", *manifest.SUFFIXES)  # one path a line; or a CSV/JSONL manifest's 'path' column
+
+
+def _listed(path: Path) -> list[Path]:
+  """The photos a path list names; relative paths are relative to the list's folder."""
+  if path.suffix.lower() == ".txt":
+    lines = path.read_text(encoding="utf-8").splitlines()
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+  else:
+    names = []
+    for line, rec in manifest.records(path):
+      if not isinstance(rec.get("path"), str) or not rec["path"].strip():
+        raise manifest.ManifestError(f"{path}, line {line}: has no path")
+      names.append(rec["path"].strip())
+  if not names:
+    raise manifest.ManifestError(f"{path}: lists no photos")
+  return [p if p.is_absolute() else path.parent / p for p in map(Path, names)]
+
+
+def items(inputs: list[str]) -> list[dict]:
+  """One item per photo: ``file`` (as predict names it), ``path`` (absolute, for the workers) and ``error`` (None, or
+  why an input yields no photo: a folder without images, a glob that matches none, a path that does not exist).
+
+  A ``.txt``, ``.csv`` or ``.jsonl`` file is a list of paths; a missing photo it lists is an error row when its turn
+  comes. ``manifest.ManifestError`` for a list that cannot be read."""
+  out = []
+  for item in inputs:
+    p = Path(item).expanduser()
+    if GLOB & set(item):
+      found = sorted(f for f in map(Path, glob.glob(item, recursive=True)) if f.suffix.lower() in faces.IMAGE_SUFFIXES)
+      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in found if f.is_file()]
+      if not found:
+        out.append({"file": item, "path": None, "error": "the pattern matches no image"})
+    elif p.is_file() and p.suffix.lower() in PATH_LISTS:
+      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in _listed(p)]
+    else:
+      files, problems = faces.expand_inputs([p])
+      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in files]
+      out += [{"file": r["file"], "path": None, "error": r["error"]} for r in problems]
+  return out

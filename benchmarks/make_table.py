@@ -337,6 +337,35 @@ def _video() -> list[str]:
   return lines + [""]
 
 
+def _bulk() -> list[str]:
+  path = HERE / "results" / "bulk_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  lines = [
+    "### Bulk labelling: Ray Data against predict (benchmarks/bulk.py)", "",
+    f"The same photos (480-1024 px, 0-6 unseen UTKFace faces each), the same exported model, on {d['host']['cpu']}"
+    f" ({d['cores']} cores): `python -m jaxface.predict` and `python -m jaxface.bulk` (a local Ray), each timed from"
+    " start to exit, the compilation cache warm for both. Marginal: the photos/s between the two sizes, where"
+    f" start-up cancels out. {_file(path.name)}", "",
+    "| photos | faces (records) | predict s | bulk s | predict photos/s | bulk photos/s | bulk / predict | records equal |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    if "marginal" in r:
+      m = r["marginal"]
+      lines.append(
+        f"| marginal, {m['photos']} | | | | {_fmt(m['predict_photos_per_s'], 2)} | {_fmt(m['bulk_photos_per_s'], 2)} |"
+        f" {m['bulk_over_predict']:.2f} | |"
+      )
+    else:
+      lines.append(
+        f"| {r['photos']} | {r['records']} | {r['predict_s']} | {r['bulk_s']} | {_fmt(r['predict_photos_per_s'], 2)} |"
+        f" {_fmt(r['bulk_photos_per_s'], 2)} | {r['bulk_over_predict']:.2f} | {'yes' if r['records_equal'] else 'no'} |"
+      )
+  return lines + [""]
+
+
 def _detector() -> list[str]:
   path = HERE / "results" / "detector_cpu.json"
   if not path.exists():
@@ -376,6 +405,7 @@ def tables() -> str:
     + _build_scale()
     + _onnx_runtime()
     + _video()
+    + _bulk()
     + _detector()
   )
   lines += _xla_cpu_flags(rows)

@@ -1,13 +1,15 @@
-"""The README's results table, generated from experiments/results/ so it cannot drift.
+"""The results tables, generated from experiments/results/ so they cannot drift.
 
-  python experiments/results_table.py            # print the table
-  python experiments/results_table.py --write    # rewrite it in README.md (between the markers)
-  python experiments/results_table.py --check    # exit 1 if README.md is stale (the tests run this)
+  python experiments/results_table.py            # print the full table
+  python experiments/results_table.py --write    # rewrite both (between their markers)
+  python experiments/results_table.py --check    # exit 1 if either is stale (the tests run this)
 
-One row per eval_<split>.json under experiments/results/<experiment>/<model>/,
-with the training run's run.json (device, commit, wall time) beside it (for a
-released model, the conversion's run.json: nothing was trained); then one row
-per released peer model run by benchmarks/peers.py (benchmarks/results/peers/).
+The full table, in docs/experiments.md: one row per eval_<split>.json under
+experiments/results/<experiment>/<model>/, with the training run's run.json
+(device, commit, wall time) beside it (for a released model, the
+conversion's run.json: nothing was trained); then one row per released peer
+model run by benchmarks/peers.py (benchmarks/results/peers/). The README's:
+the best row (lowest age MAE) per model and data split, and the peers.
 """
 
 from __future__ import annotations
@@ -50,17 +52,23 @@ def peer_rows() -> list[str]:
     out.append(
       f"| peers | {PEER_NAMES.get(r['peer'], r['peer'])} | as released | released, no training |"
       f" {r['dataset']} / {r['split']} (n={r['n']}) | {mae} | {r['cs5']:.3f} | {100 * r['gender_acc']:.1f}% | — |"
-      f" {_device(r)} | — | `{short_commit(r['git_commit'])}` | [{rel}]({rel}) |"
+      f" {_device(r)} | — | `{short_commit(r['git_commit'])}` | `{rel}` |"
     )
   return out
 
 
 README = ROOT / "README.md"
+FULL = ROOT / "docs" / "experiments.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+SHORT_HEAD = (
+  "| model | data / split | age MAE (years) | gender acc. | 90 % age interval | preset | experiment |\n"
+  "| --- | --- | --- | --- | --- | --- | --- |"
+)
 
 
-def rows() -> list[str]:
-  out = []
+def rows(best: bool = False) -> list[str]:
+  """The full table's rows; with ``best``, the README's (the lowest age MAE per model and data split)."""
+  out, short = [], {}
   for ev_path in sorted(RESULTS.glob("*/*/eval_*.json")):
     d = ev_path.parent
     ev = json.loads(ev_path.read_text())
@@ -82,9 +90,26 @@ def rows() -> list[str]:
       f"| {d.parent.name} | {model}{tta} | {'as released' if released else age_head_label(cfg)} |"
       f" {cfg['preset']}, {cfg['image_size']} px, {0 if released else run.get('epochs_done', '?')} ep | {data} | {ev['age_mae']:.2f} | {ev['cs5']:.3f} | {100 * ev['gender_acc']:.1f}%"
       f" | {interval} | {device}"
-      f" | {wall} | `{short_commit((ev if released else run)['git_commit'])}` | [{d.relative_to(ROOT)}]({d.relative_to(ROOT)}) |"
+      f" | {wall} | `{short_commit((ev if released else run)['git_commit'])}` | `{d.relative_to(ROOT)}` |"
     )
-  return out
+    key = (model + tta, data)
+    if key not in short or ev["age_mae"] < short[key][0]:
+      short[key] = (
+        ev["age_mae"],
+        f"| {model}{tta} | {data} | {ev['age_mae']:.2f} | {100 * ev['gender_acc']:.1f}% | {interval} |"
+        f" {cfg['preset']}, {cfg['image_size']} px | [{d.parent.name}]({d.relative_to(ROOT)}) |",
+      )
+  return [line for _, line in sorted(short.values(), key=lambda v: v[1])] if best else out
+
+
+def short_table() -> str:
+  peers = [
+    f"| {PEER_NAMES.get(r['peer'], r['peer'])} (peer) | {r['dataset']} / {r['split']} (n={r['n']}) |"
+    f" {r['age_mae']:.2f} | {100 * r['gender_acc']:.1f}% | — | as released | [{p.relative_to(ROOT)}]({p.relative_to(ROOT)}) |"
+    for p in sorted(PEERS.glob("*.json"))
+    for r in [json.loads(p.read_text())]
+  ]
+  return SHORT_HEAD + "\n" + "\n".join(rows(best=True) + peers)
 
 
 def table() -> str:
@@ -97,12 +122,12 @@ def table() -> str:
   return head + "\n" + ("\n".join(body) if body else "| (no results yet) |" + " |" * 12)
 
 
-def render(readme: str) -> str:
-  if BEGIN not in readme or END not in readme:
-    raise SystemExit(f"README.md lacks the {BEGIN} ... {END} markers")
-  pre, rest = readme.split(BEGIN, 1)
+def render(text: str, body: str, name: str) -> str:
+  if BEGIN not in text or END not in text:
+    raise SystemExit(f"{name} lacks the {BEGIN} ... {END} markers")
+  pre, rest = text.split(BEGIN, 1)
   _, post = rest.split(END, 1)
-  return f"{pre}{BEGIN}\n{table()}\n{END}{post}"
+  return f"{pre}{BEGIN}\n{body}\n{END}{post}"
 
 
 def main() -> int:
@@ -111,14 +136,18 @@ def main() -> int:
   g.add_argument("--write", action="store_true")
   g.add_argument("--check", action="store_true")
   a = p.parse_args()
-  text = README.read_text()
-  if a.write:
-    README.write_text(render(text))
-  elif a.check:
-    if render(text) != text:
-      print("README.md's results table is stale: run python experiments/results_table.py --write", file=sys.stderr)
-      return 1
-  else:
+  stale = []
+  for path, body in ((README, short_table()), (FULL, table())):
+    text = path.read_text()
+    new = render(text, body, path.name)
+    if a.write:
+      path.write_text(new)
+    elif new != text:
+      stale.append(path.relative_to(ROOT))
+  if a.check and stale:
+    print(f"stale results tables in {stale}: run python experiments/results_table.py --write", file=sys.stderr)
+    return 1
+  if not (a.write or a.check):
     print(table())
   return 0
 

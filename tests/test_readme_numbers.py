@@ -1,4 +1,4 @@
-"""The numbers in the README's prose, written again from their results files: a stale sentence fails.
+"""The numbers in the README's and the docs' prose, written again from their results files: a stale sentence fails.
 
 (The tables are generated, and tested, by experiments/results_table.py and
 benchmarks/make_table.py; this covers the sentences around them.)
@@ -78,6 +78,6 @@ def claims() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name, sentence", claims(), ids=[c[0] for c in claims()])
-def test_the_readme_says_what_the_files_hold(name, sentence):
-  readme = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
-  assert re.sub(r"\s+", " ", sentence) in readme, f"the README should say: {sentence}"
+def test_the_readme_and_docs_say_what_the_files_hold(name, sentence):
+  text = " ".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+  assert re.sub(r"\s+", " ", sentence) in re.sub(r"\s+", " ", text), f"the README or docs/ should say: {sentence}"

@@ -216,7 +216,7 @@ def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken,
 
 
 def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
-  """Many small steps and evaluations of both feeds in 2 processes of 2 devices, beside a busy loop.
+  """Many small steps and evaluations of both feeds (10 epochs) in 2 processes of 2 devices, beside a busy loop.
 
   Before the step carried the metric sums (``feeds._add``), the trainer's eager add between the steps'
   collective programs deadlocked such runs, or timed out in Gloo (2 of 3 of this script's runs on a loaded
@@ -227,7 +227,7 @@ def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
   busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
   logs = [open(tmp_path / f"p{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed by _reap)
   procs = [
-    subprocess.Popen([sys.executable, str(script), str(port), str(i), "20"], stdout=log, stderr=subprocess.STDOUT)
+    subprocess.Popen([sys.executable, str(script), str(port), str(i), "10"], stdout=log, stderr=subprocess.STDOUT)
     for i, log in enumerate(logs)
   ]
   try:

@@ -166,22 +166,55 @@ RESUMABLE_CHANGES = frozenset(
   {"epochs", "devices", "log_every", "data", "tfds_dir", "input", "input_budget_mb", "steps_per_call"}
 )
 
+
+def for_run(cfg: Config, written: dict | None, workdir: str | Path) -> Config:
+  """The config a run in ``workdir`` uses, given the config.json already there (``written``, or None for a new run).
+
+  The resume rules: a workdir with a retired field (RETIRED) evaluates but does not resume; only the fields in
+  RESUMABLE_CHANGES may differ; the LR schedule's horizon (``lr_horizon_epochs``) is fixed when the run starts, a
+  resume keeps it, and asking a decaying schedule to train past it is refused. ValueError says which rule broke.
+  """
+  if written is not None:
+    if written.get("freeze_until"):
+      raise ValueError(
+        f"{workdir} was trained with --freeze-until {written['freeze_until']} (frozen, cached backbone layers), which "
+        "this version no longer has: it evaluates and predicts as before, but cannot be resumed; use a new --workdir"
+      )
+    try:
+      old = Config.from_dict(written)
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"{Path(workdir) / 'config.json'}: not a jaxface config ({e})") from None
+    horizon = old.lr_horizon_epochs or old.epochs  # a config written before the horizon was recorded ran to its epochs
+    if cfg.lr_horizon_epochs is None:
+      cfg = dataclasses.replace(cfg, lr_horizon_epochs=horizon)
+    old_d, new_d = {**json.loads(old.to_json()), "lr_horizon_epochs": horizon}, json.loads(cfg.to_json())
+    changed = {k for k in old_d.keys() | new_d.keys() if old_d.get(k) != new_d.get(k)} - RESUMABLE_CHANGES
+    if changed:
+      diff = {k: (old_d.get(k), new_d.get(k)) for k in sorted(changed)}
+      raise ValueError(f"{workdir} holds a run with another config (was, now): {diff}; use a new --workdir")
+  elif cfg.lr_horizon_epochs is None:
+    cfg = dataclasses.replace(cfg, lr_horizon_epochs=cfg.epochs)
+  if cfg.lr_schedule != "constant" and cfg.epochs > cfg.horizon_epochs:
+    raise ValueError(
+      f"--epochs {cfg.epochs} is past the {cfg.lr_schedule} schedule's horizon of {cfg.horizon_epochs} epochs, fixed "
+      f"when {workdir} started: the learning rate has decayed to 0 there, and a longer schedule would make it jump "
+      "back up. Train longer in a new --workdir (with --lr-horizon-epochs, if you plan to extend it later)."
+    )
+  return cfg
+
+
 PRESETS: dict[str, dict[str, dict]] = {
     "classic": {"*": {}},
     "cpu": {
-        # 64 px, classic widths: 1/4 of the classic FLOPs; 50 epochs took 29 min on a 2-core AVX-512 EPYC.
-        # The distribution age head: at 35 epochs, validation MAE 6.36 against regression's 6.68; at 50, 6.08
-        # (experiments/README); --age-loss mean_variance: 6.18.
+        # 64 px with the classic widths, to fit a 2-core CPU in about half an hour. The distribution age head beat
+        # regression and the mean-variance loss here (the runs: docs/experiments.md and experiments/README.md).
         "custom": dict(
             image_size=64, epochs=50, lr=1e-3, lr_schedule="cosine", warmup_epochs=1, age_head="distribution"
         ),
-        # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the
-        # depthwise convs as shifted multiply-adds make that affordable on a CPU). The backbone at
-        # 0.3x the heads' LR (at 0.1x, gender underfit: 86.6 %). 12 epochs: 27-38 min on 2 cores.
-        # The distribution age head: validation MAE 5.41 against regression's 5.59 (5.39 and 5.57 at --seed 1, 5.36
-        # and 5.57 at --seed 2); linear heads (--hidden alone): 5.44;
-        # --age-sigma 1 or 3 did worse (5.50, 5.53); 16 epochs (41 min) helped both heads alike (5.36 and
-        # 5.55); --age-loss mean_variance gave 5.30 at seed 0 but 5.45 and 5.47 at seeds 1 and 2 (experiments/README).
+        # ImageNet-pretrained, 128 px, fine-tuned end to end with the classic augmentation (the depthwise convs as
+        # shifted multiply-adds make that affordable on a CPU). The backbone at 0.3x the heads' LR: at 0.1x gender
+        # underfit. The distribution head, its sigma, the hidden layer, the epochs and the loss were each chosen
+        # against the alternatives, over three seeds where they were close (docs/experiments.md, experiments/README.md).
         "mobilenet_v2": dict(
             image_size=128, epochs=12, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution",
@@ -191,13 +224,13 @@ PRESETS: dict[str, dict[str, dict]] = {
             image_size=64, epochs=30, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution", pretrained="released",
         ),
-        # HSE FaceRes (face-pretrained MobileNet-v1, released at 224 px) under new heads, at 160 px: its train step
-        # runs at about twice the images/s of 224 px (benchmarks/results/train_jax_cpu_face.json), so 8 epochs fit.
+        # HSE FaceRes (face-pretrained MobileNet-v1, released at 224 px) under new heads, at 160 px: its train step is
+        # much faster there than at 224 px (benchmarks/results/train_jax_cpu_face.json), so 8 epochs fit a CPU.
         "faceres": dict(
             image_size=160, epochs=8, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
             age_head="distribution", pretrained="released",
         ),
-        # ResNet-50 trains at ~2-3 images/s here: a smoke run only.
+        # ResNet-50 is too slow to train on a 2-core CPU (benchmarks/README.md): a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },
 }  # fmt: skip

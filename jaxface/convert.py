@@ -30,8 +30,8 @@ from pathlib import Path
 
 from flax import nnx
 
+from jaxface import cli, files, provenance, released, weights
 from jaxface import config as config_lib
-from jaxface import files, provenance, released, weights
 from jaxface.checkpoint import Checkpointer
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import BACKBONES, TORCHVISION, get_model
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
       info = convert(args.arch, args.source, args.out)
   except weights.WeightsError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   print(f"converted {info['tensors']} tensors of {info['source']} ({info['arch']}) -> {info['out']}")
   return 0
 

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from jaxface import cli
 from jaxface.faces import cnn
 
 
@@ -27,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
   try:
     cnn.convert(args.source, out)
   except (cnn.DetectorError, ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   print(f"converted {args.source or cnn.WHEEL} -> {out}")
   return 0
 

@@ -13,7 +13,7 @@ import threading
 
 import jax
 
-from jaxface import sharding
+from jaxface import cli, sharding
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -82,7 +82,7 @@ class _joined_within:
       "the same --coordinator and --num-processes, each with its own --process-id (--join-timeout sets the wait)",
       file=sys.stderr, flush=True,
     )  # fmt: skip
-    os._exit(1)  # the main thread is inside the native join: only an exit ends it
+    os._exit(cli.ERROR)  # the main thread is inside the native join: only an exit ends it
 
   def __enter__(self):
     self.timer = threading.Timer(self.seconds, self._late)

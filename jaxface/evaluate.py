@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from jaxface import cli
 from jaxface.data.collection import CROPS
 from jaxface.inference import CHECKPOINTS, TTA, calibration, evaluation
 
@@ -35,16 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     "--coverage", type=float, default=calibration.DEFAULT_COVERAGE, help="the interval's coverage, with --calibrate"
   )
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
-  logging.getLogger("absl").setLevel(logging.WARNING)
+  cli.setup_logging()
   try:
     result = evaluation.evaluate(
       args.workdir, args.split, args.checkpoint, args.tta, args.data,
       calibrate=args.calibrate, coverage=args.coverage, crop=args.crop,
     )  # fmt: skip
   except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.error(e)
   print(json.dumps(result, indent=2))
   if result.get("interval_note"):
     print(f"note: {result['interval_note']}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxface import cli
 from jaxface.faces.face import DetectorError
 from jaxface.inference import CHECKPOINTS, TTA
 
@@ -45,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if worst is not None:
       checked = "; onnxruntime = JAX to " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
   except (FileNotFoundError, ValueError, DetectorError) as e:  # jaxpr_onnx.Unsupported (an op with no exact export)
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB{checked})", file=sys.stderr)
   return 0
 

@@ -8,10 +8,9 @@ side, predicted vs true age, age MAE per age band, gender confusion matrices
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from jaxface import figures
+from jaxface import cli, figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +19,12 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--out", required=True)
   p.add_argument("--split", default="validation", help="which eval_<split>.json to plot (default validation)")
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
+  cli.setup_logging()
   try:
     for path in figures.plot(args.workdirs, args.out, args.split):
       print(path)
   except (FileNotFoundError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.error(e)
   return 0
 
 

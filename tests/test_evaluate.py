@@ -97,7 +97,7 @@ def test_evaluate_split_all_and_tta(trained, fake_archive):
 
 
 def test_evaluate_cli_errors(tmp_path, capsys):
-  assert evaluate_cli.main(["--workdir", str(tmp_path)]) == 1
+  assert evaluate_cli.main(["--workdir", str(tmp_path)]) == 2
   assert "config.json" in capsys.readouterr().err
 
 

@@ -293,7 +293,7 @@ def test_sigterm_ends_a_process_stuck_in_a_collective(tmp_path):
 def test_a_stalled_collective_stops_every_process_with_the_reason(tmp_path):
   procs, logs = _stuck_job(tmp_path, stall_s=3)
   out0, out1 = _reap(procs, logs, within_s=60)
-  assert [p.returncode for p in procs] == [1, 1], (out0[-2000:], out1[-2000:])
+  assert [p.returncode for p in procs] == [2, 2], (out0[-2000:], out1[-2000:])
   assert "no progress for 3 s at the collective that process 1 never joins" in out0
   assert "another process failed, so this one stops too: process 0: no progress for 3 s" in out1
 
@@ -306,7 +306,7 @@ def test_a_failure_on_process_0_alone_stops_every_process_within_a_minute(tmp_pa
   with workdir_lock.hold(tmp_path / "busy"), Launcher(tmp_path, fake_archive[0], tfds_dir) as launch:
     t = time.monotonic()
     procs = launch(tmp_path / "busy", 2, 2, *FLAGS)
-    outs = finish(procs, expect_rc=1)
+    outs = finish(procs, expect_rc=2)
     took = time.monotonic() - t
   assert took < 60, took
   assert "is in use by another training run" in outs[0].splitlines()[-1]
@@ -338,7 +338,7 @@ def test_a_process_whose_peers_never_come_stops_saying_so(tmp_path, fake_archive
     (p0,) = launch(tmp_path / "lonely", 2, 2, *FLAGS, "--join-timeout", "5", only=[0])
     p0.wait(timeout=120)
     out = output(p0)
-  assert p0.returncode == 1 and time.monotonic() - start < 60, out[-2000:]
+  assert p0.returncode == 2 and time.monotonic() - start < 60, out[-2000:]
   assert "error: the job did not come together within 5 s (coordinator 127.0.0.1:" in out, out[-2000:]
   assert "Check failure" not in out
 

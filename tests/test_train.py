@@ -122,7 +122,7 @@ def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir, mode):
 
 def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):
   out = _run_devices(4, tmp_path, fake_archive[0], tfds_dir, batch=6)
-  assert out.returncode == 1
+  assert out.returncode == 2
   assert "batch size 6 does not divide over 4 devices" in out.stderr
 
 
@@ -152,7 +152,7 @@ def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
   monkeypatch.delenv("JAXFACE_DATA", raising=False)
   rc = train_cli.main(["--arch", "custom", "--workdir", str(tmp_path / "w"), "--tfds-dir", str(tmp_path / "empty")])
   err = capsys.readouterr().err
-  assert rc == 1 and "UTKFace.tar.gz" in err and "JAXFACE_DATA" in err
+  assert rc == 2 and "UTKFace.tar.gz" in err and "JAXFACE_DATA" in err
 
 
 def test_cosine_horizon_is_fixed_when_a_run_starts(tmp_path, fake_archive, tfds_dir):

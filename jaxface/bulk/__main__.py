@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxface import faces
+from jaxface import cli, faces
 from jaxface.data import manifest
 from jaxface.inference import CHECKPOINTS
 
@@ -28,24 +28,18 @@ from jaxface.inference import CHECKPOINTS
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.bulk", description=__doc__.split("\n\n")[1])
   p.add_argument("inputs", nargs="+", metavar="INPUT", help="folders, globs, or lists of paths (.txt, .csv, .jsonl)")
-  which = p.add_mutually_exclusive_group(required=True)
-  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export (.jaxface, .onnx)")
-  which.add_argument("--workdir", help="a trained jaxface workdir (exported to OUT/_model/ first)")
-  p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS, help="with --workdir")
+  cli.add_model_flags(p, CHECKPOINTS, faces.DETECTORS)  # --workdir: exported to OUT/_model/ first
   p.add_argument("--out", required=True, help="a folder for the Parquet files (made; must be empty or new)")
   p.add_argument("--address", help="a Ray cluster to run on (default: start one on this machine)")
   p.add_argument("--num-cpus", type=int, help="without --address: the CPUs Ray may use here (default all)")
   p.add_argument("--crop-actors", type=int, help="actors reading, detecting and cropping (default: the free CPUs)")
   p.add_argument("--label-actors", type=int, help="actors running the model (default: one a GPU, or one)")
   p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face")
-  p.add_argument("--detector", default="cnn", choices=faces.DETECTORS)
-  p.add_argument("--batch-size", type=int, default=32, help="faces a model call")
   args = p.parse_args(argv)
-  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", force=True)
+  cli.setup_logging(logging.WARNING)
   out = Path(args.out)
   if out.exists() and any(f for f in out.iterdir() if not f.name.startswith(("_", "."))):
-    print(f"error: {out} is not empty; give a new folder for the records", file=sys.stderr)
-    return 2
+    return cli.error(f"{out} is not empty; give a new folder for the records")
   from jaxface.bulk import inputs, job
   from jaxface.inference.predictor import Predictor
 
@@ -57,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
       faces.ready(args.detector)
     actors = job.plan(job.start(args.address, args.num_cpus), args.crop_actors, args.label_actors)
   except (FileNotFoundError, ValueError, manifest.ManifestError, faces.DetectorError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   t = time.perf_counter()
   job.run(
     items, model, out, size=size, detect=not args.no_detect, detector=args.detector, batch_size=args.batch_size,
@@ -70,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     f"{counts.get('no_face', 0)} without a face, {counts.get('error', 0)} failed; records in {out}",
     file=sys.stderr,
   )
-  return 1 if counts.get("error") else 0
+  return cli.SOME_FAILED if counts.get("error") else cli.OK
 
 
 def _export(workdir: str, checkpoint: str, where: Path) -> Path:

@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 
-from jaxface import provenance
+from jaxface import cli, provenance
 from jaxface.data import collection, layouts, manifest, prepare, source
 from jaxface.data.splits import DATASETS
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.error("--layout needs --data (the dataset's folder) and --write-manifest (the manifest to write)")
   if args.mix and (args.layout or args.data or not args.write_manifest):
     p.error("--mix takes manifests and --write-manifest (the manifest to write), without --layout or --data")
-  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr, force=True)
+  cli.setup_logging()
   t0 = time.perf_counter()
   run = provenance.record(device=False)
   imported = None
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # TFDS prints progress; stdout is the JSON alone
       b = prepare.prepare(data, args.dataset, args.image_size, args.tfds_dir, rebuild=args.rebuild, crop=args.crop)
   except (source.DataNotFoundError, ValueError) as e:  # ManifestError, LayoutError and DataError among them
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(e)
   out = {**prepare.summary(b), **({"imported": imported} if imported else {})}
   print(json.dumps({**out, "run": {**run, "wall_s": round(time.perf_counter() - t0, 2)}}, indent=2))
   return 0

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxface import files, metrics, provenance
-from jaxface.data import collection, manifest, pipeline, prepare
+from jaxface.data import collection, examples, manifest, pipeline, prepare
 from jaxface.data import source as source_lib
 from jaxface.inference import calibration, predictions, restore
 from jaxface.inference.model import InferenceModel
@@ -26,30 +26,6 @@ SPLITS = ("validation", "test", "all")  # 'all': every usable image of an archiv
 COLUMNS = ("file_name", "age", "gender", "race", "pred_age", "p_female")
 # A manifest's labels beyond UTKFace's, read and written when its examples have them.
 MANIFEST_COLUMNS = ("age_min", "age_max", "source", "group")
-
-
-class ImageSource(Sequence):
-  """Every usable image of a download or manifest, decoded (and cropped) on access at ``size``: for ``--split all``."""
-
-  def __init__(self, records: list[source_lib.Record], size: int, manifest: bool = False):
-    self.records, self.size, self.manifest = records, size, manifest
-
-  def __len__(self) -> int:
-    return len(self.records)
-
-  def __getitem__(self, i: int) -> dict:
-    r = self.records[i]
-    lab = r.labels
-    out = {
-      "image": collection.face_pixels(r, self.size),
-      "age": lab.age,
-      "gender": lab.gender,
-      "race": lab.race,
-      "file_name": r.file_name,
-    }
-    if self.manifest:
-      out |= {"age_min": lab.age_min, "age_max": lab.age_max, "source": r.source, "group": r.group}
-    return out
 
 
 def _text(values) -> np.ndarray:
@@ -89,7 +65,7 @@ def load_split(
     else:
       path = source_lib.locate(data or cfg.data)
       records, skips = source_lib.scan(path)
-    source = ImageSource(records, cfg.image_size, manifest=manifest.is_manifest(path))
+    source = examples.ImageSource(records, cfg.image_size, manifest=manifest.is_manifest(path))
     return source, {"source": str(path), "skipped": [s.__dict__ for s in skips]}
   b = prepare.prepare(data or cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=crop)
   if split not in b.info.splits:

@@ -86,6 +86,15 @@ class Predictor:
     info = {k: v for k, v in m.meta.items() if k != "format"}
     return cls(m, calibration=m.meta.get("calibration"), info=info, **kw)
 
+  @classmethod
+  def from_args(cls, args, **kw) -> Predictor:
+    """The predictor a CLI's ``cli.add_model_flags`` name: --model (an export) or --workdir and --checkpoint, with
+    --batch-size and --detector."""
+    kw = dict(batch_size=args.batch_size, detector=args.detector, **kw)
+    if args.model:
+      return cls.from_export(args.model, **kw)
+    return cls.from_workdir(args.workdir, args.checkpoint, **kw)
+
   def predict(self, image: str | Path | Image.Image | np.ndarray) -> list[dict]:
     """Records for the faces of one image (a no-face or error record when there are none)."""
     return list(self.predict_many([faces.load_photo(image)]))

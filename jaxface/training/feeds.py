@@ -15,13 +15,11 @@ processes (2 hosts of 2 devices train as 1 host of 4, or of 1).
 on the device (default: a whole epoch), and a whole split is evaluated in one
 call. Per epoch, N mod B examples are left out, as in ``stream``.
 
-On CPU the loops are not left to XLA: XLA:CPU (jaxlib 0.10) ran the custom
-CNN's train step (64 px, batch 64) in 0.46 s alone and in 35 s as the body
-of a ``lax.scan`` (0.60 and 32 s with XLA's default options); unrolled, 0.44 s
-a step (benchmarks/results/xla_cpu_scan.json). So on CPU the steps of a call
-are unrolled (the default is one step per call: dispatch costs ~0.1 ms against
-a step of ~0.1 s or more) and evaluation loops over batches in Python, summing
-on the device.
+On CPU the loops are not left to XLA: XLA:CPU (jaxlib 0.10) runs a train step
+as the body of a ``lax.scan`` many times slower than the same step alone
+(benchmarks/results/xla_cpu_scan.json). So on CPU the steps of a call are
+unrolled (the default is one step per call: dispatch is small against a CPU
+step) and evaluation loops over batches in Python, summing on the device.
 
 ``auto`` takes ``device`` when the train and validation arrays fit the budget
 (a quarter of one device's memory; host RAM on CPU), else ``stream``, and says
@@ -43,7 +41,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from jaxface import sharding
-from jaxface.data import pipeline
+from jaxface.data import arrays, pipeline
 
 INPUT_MODES = ("auto", "device", "stream")
 _DATA_STREAM = 0x5EED  # folded into the seed's key: the epoch order's own stream, apart from augmentation's
@@ -75,6 +73,26 @@ def resolve(mode: str, nbytes: int, device: jax.Device, budget_mb: float = 0) ->
     "" if budget_mb else f" (a quarter of {device.platform} memory)", chosen,
   )  # fmt: skip
   return chosen
+
+
+def make(
+  mode: str, builder, train_src, val_src, cfg, *, weighted, fields, mesh, train_step, eval_step, compiler_options=None
+):  # fmt: skip
+  """The feed of ``mode`` (``resolve``'s) for a run of ``cfg``: a StreamFeed over the sources, or a DeviceFeed over
+  the builder's splits as arrays (process 0 caches them first). ``weighted``: the train split's examples, each as
+  often as its source's weight, or None."""
+  common = dict(
+    train_step=train_step, eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed,
+    compiler_options=compiler_options,
+  )  # fmt: skip
+  if mode == "stream":
+    return StreamFeed(train_src, val_src, epochs=cfg.epochs, fields=fields, **common)
+  splits = sharding.primary_first(
+    lambda: [arrays.load(builder, split, fields) for split in ("train", "validation")], "jaxface:arrays-cached"
+  )
+  if weighted is not None:
+    splits[0] = {k: v[weighted] for k, v in splits[0].items()}
+  return DeviceFeed(*splits, steps_per_call=cfg.steps_per_call, **common)
 
 
 class StreamFeed:

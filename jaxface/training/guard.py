@@ -26,6 +26,8 @@ import time
 
 import jax
 
+from jaxface import cli
+
 FAILED_KEY = "jaxface/failed"
 POLL_S = 0.5
 GRACE_S = 15.0  # after a signal: time for the orderly unwind (the checkpoint in flight) before the hard exit
@@ -145,6 +147,6 @@ class _Watcher(threading.Thread):
           "joined, or a stuck process; stopping every process (rerun to resume from the last checkpoint; "
           "--stall-timeout sets the limit)"
         )
-        _stop_all(1, line.removeprefix("error: "), line)
+        _stop_all(cli.ERROR, line.removeprefix("error: "), line)
       if (peer := _peer_failure()) is not None and not peer.startswith(f"process {jax.process_index()}:"):
-        _hard_exit(1, f"error: another process failed, so this one stops too: {peer}")
+        _hard_exit(cli.ERROR, f"error: another process failed, so this one stops too: {peer}")

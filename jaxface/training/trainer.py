@@ -12,7 +12,6 @@ workdir again resumes from the last checkpoint.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import sys
@@ -33,36 +32,15 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _write_config(cfg: config_lib.Config, workdir: Path) -> config_lib.Config:
-  """Writes config.json, or checks a resumed run against it; returns the config the run uses.
-
-  The LR schedule's horizon is fixed when a run starts (``lr_horizon_epochs``);
-  a resume keeps it, and asking a decaying schedule to train past it is refused.
-  """
+  """Writes config.json, or checks a resumed run against it (``config.for_run``); returns the config the run uses."""
   path = workdir / "config.json"
+  written = None
   if path.exists():
-    raw = json.loads(path.read_text())
-    if raw.get("freeze_until"):
-      raise ValueError(
-        f"{workdir} was trained with --freeze-until {raw['freeze_until']} (frozen, cached backbone layers), which "
-        "this version no longer has: it evaluates and predicts as before, but cannot be resumed; use a new --workdir"
-      )
-    old = config_lib.Config.load(workdir)
-    horizon = old.lr_horizon_epochs or old.epochs  # a config written before the horizon was recorded ran to its epochs
-    if cfg.lr_horizon_epochs is None:
-      cfg = dataclasses.replace(cfg, lr_horizon_epochs=horizon)
-    old_d, new_d = {**json.loads(old.to_json()), "lr_horizon_epochs": horizon}, json.loads(cfg.to_json())
-    changed = {k for k in old_d.keys() | new_d.keys() if old_d.get(k) != new_d.get(k)} - config_lib.RESUMABLE_CHANGES
-    if changed:
-      diff = {k: (old_d.get(k), new_d.get(k)) for k in sorted(changed)}
-      raise ValueError(f"{workdir} holds a run with another config (was, now): {diff}; use a new --workdir")
-  elif cfg.lr_horizon_epochs is None:
-    cfg = dataclasses.replace(cfg, lr_horizon_epochs=cfg.epochs)
-  if cfg.lr_schedule != "constant" and cfg.epochs > cfg.horizon_epochs:
-    raise ValueError(
-      f"--epochs {cfg.epochs} is past the {cfg.lr_schedule} schedule's horizon of {cfg.horizon_epochs} epochs, fixed "
-      f"when {workdir} started: the learning rate has decayed to 0 there, and a longer schedule would make it jump "
-      "back up. Train longer in a new --workdir (with --lr-horizon-epochs, if you plan to extend it later)."
-    )
+    try:
+      written = json.loads(path.read_text())
+    except ValueError as e:
+      raise ValueError(f"{path}: not a jaxface config ({e})") from None
+  cfg = config_lib.for_run(cfg, written, workdir)
   if jax.process_index() == 0:
     files.write_text(path, cfg.to_json())
   return cfg
@@ -126,22 +104,10 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   state = jax.device_put(steps.init_state(params, batch_stats, tx, cfg.seed), repl)
   train_step = steps.make_train_step(mdef, tx, cfg)
   eval_step = steps.make_eval_step(mdef, cfg)
-  if mode == "device":
-    splits = sharding.primary_first(
-      lambda: [arrays.load(builder, split, fields) for split in ("train", "validation")], "jaxface:arrays-cached"
-    )
-    if weighted is not None:
-      splits[0] = {k: v[weighted] for k, v in splits[0].items()}
-    feed = feeds.DeviceFeed(
-      *splits, train_step=train_step,
-      eval_step=eval_step, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, steps_per_call=cfg.steps_per_call,
-      compiler_options=xla_opts,
-    )  # fmt: skip
-  else:
-    feed = feeds.StreamFeed(
-      train_src, val_src, mesh=mesh, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
-      train_step=train_step, eval_step=eval_step, compiler_options=xla_opts, fields=fields,
-    )  # fmt: skip
+  feed = feeds.make(
+    mode, builder, train_src, val_src, cfg, weighted=weighted, fields=fields, mesh=mesh, train_step=train_step,
+    eval_step=eval_step, compiler_options=xla_opts,
+  )  # fmt: skip
   if feed.steps_per_epoch != steps_per_epoch:  # the optimizer's schedule was built for steps_per_epoch
     raise RuntimeError(f"the {mode} input has {feed.steps_per_epoch} steps per epoch, the schedule {steps_per_epoch}")
   logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)

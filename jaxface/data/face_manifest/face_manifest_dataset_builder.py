@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxface.data import collection
+from jaxface.data import collection, examples
 from jaxface.data import manifest as manifest_lib
 from jaxface.data import splits as splits_lib
 
@@ -100,21 +100,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, records):
     faces = collection.faces(records, self.builder_config.image_size, self._workers)
     for r, image in zip(records, faces, strict=True):
-      lab = r.labels
-      yield (
-        r.file_name,
-        {
-          "image": image,
-          "age": lab.age,
-          "age_min": lab.age_min,
-          "age_max": lab.age_max,
-          "age_std": lab.age_std,
-          "gender": lab.gender,
-          "race": lab.race,
-          "file_name": r.file_name,
-          "sha256": r.sha256,
-          "subject": r.subject,
-          "group": r.group,
-          "source": r.source,
-        },
-      )
+      yield r.file_name, examples.example(r, image, manifest=True)

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxface.data import collection
+from jaxface.data import collection, examples
 from jaxface.data import source as source_lib
 from jaxface.data import splits as splits_lib
 
@@ -99,14 +99,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, records):
     for r, image in zip(records, collection.faces(records, self.builder_config.image_size), strict=True):
-      yield (
-        r.file_name,
-        {
-          "image": image,
-          "age": r.labels.age,
-          "gender": r.labels.gender,
-          "race": r.labels.race,
-          "file_name": r.file_name,
-          "sha256": r.sha256,
-        },
-      )
+      yield r.file_name, examples.example(r, image)

@@ -144,7 +144,7 @@ def stream_vs_step(manifest: Path, tfds_dir: Path, steps_timed: int) -> list[dic
   from jaxface import config as config_lib
   from jaxface import sharding, xla_options
   from jaxface.data import pipeline, prepare
-  from jaxface.training import feeds, optimizer, steps
+  from jaxface.training import feeds, model_def, optimizer, steps
 
   # The step train_throughput.bench times: the custom arch at the cpu preset's shape, 64 px and batch 64.
   cfg = config_lib.make(
@@ -154,7 +154,7 @@ def stream_vs_step(manifest: Path, tfds_dir: Path, steps_timed: int) -> list[dic
   b = prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=cfg.crop)
   src = b.as_data_source("train")
   mesh = sharding.data_mesh(jax.devices())
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   tx = optimizer.from_config(cfg, pipeline.steps_per_epoch(len(src), cfg.batch_size))
   state = jax.device_put(steps.init_state(params, batch_stats, tx, 0), sharding.replicated(mesh))
   feed = feeds.StreamFeed(

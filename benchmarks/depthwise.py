@@ -31,7 +31,7 @@ from flax import nnx
 from jaxface import config as config_lib
 from jaxface import depthwise
 from jaxface.inference import InferenceModel, Restored
-from jaxface.training import steps
+from jaxface.training import model_def
 
 FORMS = ("grouped", "shifted")
 # The measured shapes, and tiny ones that check the script end to end in seconds (--rehearse).
@@ -78,7 +78,7 @@ def model_rows(n_steps: int, sh: dict) -> list[dict]:
     rows.append({"part": "train_step", "framework": "jax", **r})
     print(f"train mobilenet_v2 b{sh['batch']} {sh['size']}px {form:8s} {r['images_per_s']:8.1f} img/s", flush=True)
   cfg = config_lib.make("mobilenet_v2", image_size=sh["size"])
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   for form in FORMS:
     model = depthwise.set_impl(nnx.merge(mdef.eval, params, batch_stats), form)
     graph, p, bs = nnx.split(model, nnx.Param, nnx.BatchStat)

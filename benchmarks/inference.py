@@ -24,7 +24,7 @@ import numpy as np
 from jaxface import config as config_lib
 from jaxface import xla_options
 from jaxface.inference import InferenceModel, Restored
-from jaxface.training import steps
+from jaxface.training import model_def
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
   rows = []
   for arch in a.archs:
     cfg = config_lib.make(arch, image_size=a.image_size)
-    mdef, params, batch_stats = steps.init_model(cfg)
+    mdef, params, batch_stats = model_def.init_model(cfg)
     opts = xla_options.compiler_options(dev.platform)
     predict = InferenceModel(Restored(cfg, mdef.eval, params, batch_stats, 0))  # the path evaluate and predict take
     for b in a.batch_sizes:

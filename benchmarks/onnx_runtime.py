@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from jaxface import config as config_lib
 from jaxface.inference import InferenceModel, Restored, export, jaxpr_onnx
-from jaxface.training import steps
+from jaxface.training import model_def
 
 
 def _session(graph):
@@ -61,7 +61,7 @@ def main() -> None:
   rows = []
   for arch in a.archs:
     cfg = config_lib.make(arch, "cpu")
-    mdef, params, batch_stats = steps.init_model(cfg)
+    mdef, params, batch_stats = model_def.init_model(cfg)
     params, batch_stats = jax.device_put((params, batch_stats))  # a loaded backbone's weights come as numpy
     model = InferenceModel(Restored(cfg, mdef.eval, params, batch_stats, 0))
     fn = lambda x, m=model: m.forward(m.restored.params, m.restored.batch_stats, x)  # noqa: E731

@@ -28,7 +28,7 @@ from flax import nnx
 from jaxface import config as config_lib
 from jaxface import depthwise as depthwise_lib
 from jaxface import sharding, xla_options
-from jaxface.training import optimizer, steps
+from jaxface.training import model_def, optimizer, steps
 
 
 def bench(
@@ -41,10 +41,10 @@ def bench(
   mesh = sharding.data_mesh(devs)
   sharding.check_batch_divides(batch, mesh)
   repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   if depthwise != "auto":
     model = depthwise_lib.set_impl(nnx.merge(mdef.train, params, batch_stats), depthwise)
-    mdef, params, batch_stats = steps.split(model, mdef.inputs)
+    mdef, params, batch_stats = model_def.split(model, mdef.inputs)
   tx = optimizer.from_config(cfg, 100)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, 0), repl)
   rng = np.random.default_rng(0)

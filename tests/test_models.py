@@ -9,7 +9,7 @@ from flax import nnx
 from jaxface import config as config_lib
 from jaxface import depthwise
 from jaxface.models import get_model, mode
-from jaxface.training import optimizer, steps
+from jaxface.training import model_def, optimizer, steps
 
 
 def _params_and_flops(arch: str, size: int) -> tuple[int, float]:
@@ -63,7 +63,7 @@ def test_custom_needs_size_divisible_by_16():
 
 def test_bfloat16_compute_keeps_float32_params():
   cfg = config_lib.make("custom", image_size=32, dtype="bfloat16", widths={"trunk": [4, 4, 8], "branch": [8, 8, 8]})
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype("float32")}
   tx = optimizer.from_config(cfg, 10)
   state = steps.init_state(params, batch_stats, tx, 0)

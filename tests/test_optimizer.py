@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxface import config as config_lib
-from jaxface.training import optimizer, steps
+from jaxface.training import model_def, optimizer
 
 
 def _updates(scale: float, params, grads):
@@ -41,7 +41,7 @@ def test_backbone_lr_scale_refused_without_a_backbone():
 
 def test_backbone_lr_scale_masks_the_real_models_backbone():
   cfg = config_lib.make("mobilenet_v2", image_size=32, backbone_lr_scale=0.5)
-  _, params, _ = steps.init_model(cfg)
+  _, params, _ = model_def.init_model(cfg)
   mask = optimizer._in_backbone(params)
   flags = {jax.tree_util.keystr(p): m for p, m in jax.tree_util.tree_leaves_with_path(mask)}
   assert any(flags.values()) and not all(flags.values())

@@ -13,14 +13,14 @@ from jaxface.training import trainer
 
 def test_mobilenet_v2_fine_tunes_every_layer_with_a_lower_backbone_lr(tmp_path, fake_archive, tfds_dir):
   """The cpu preset's recipe: the whole backbone trains (no frozen layers), at a fraction of the heads' LR."""
-  from jaxface.training import steps
+  from jaxface.training import model_def
 
   cfg = config_lib.make(
     "mobilenet_v2", "classic", data=str(fake_archive[0]), dataset="full", tfds_dir=str(tfds_dir), image_size=32,
     batch_size=8, epochs=1, backbone_lr_scale=0.1, hidden=(16,), log_every=3,
   )  # fmt: skip
   trainer.train(cfg, tmp_path)
-  _, init, _ = steps.init_model(cfg)
+  _, init, _ = model_def.init_model(cfg)
   init = {k: np.asarray(v) for k, v in nnx_flat(init)}
   after = {k: np.asarray(v) for k, v in nnx_flat(restored_params(tmp_path, 6))}
   assert init.keys() == after.keys()

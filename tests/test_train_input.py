@@ -21,11 +21,11 @@ def test_validation_sums_on_the_device_and_syncs_once(trained, monkeypatch, mode
   from jaxface import sharding
   from jaxface.data import arrays, prepare
   from jaxface.inference import restore
-  from jaxface.training import feeds, steps
+  from jaxface.training import feeds, model_def, steps
 
   cfg = config_lib.Config.load(trained)
   r = restore.load(trained, "last")
-  mdef = steps.ModelDef(r.graphdef, r.graphdef, steps.image_inputs(False))
+  mdef = model_def.ModelDef(r.graphdef, r.graphdef, model_def.image_inputs(False))
   mesh = sharding.data_mesh(jax.devices())
   eval_step = steps.make_eval_step(mdef, cfg)
   state = {"params": r.params, "batch_stats": r.batch_stats}

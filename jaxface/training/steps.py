@@ -1,74 +1,21 @@
-"""The model as explicit state, and the pure train and eval steps over it.
+"""The pure train and eval steps over the model's explicit state.
 
-A model is split once into a graph definition per mode (training: dropout on,
-batch statistics from the batch and updated; evaluation: dropout off, running
-statistics) and one state: ``params`` (trained) and ``batch_stats`` (batch-norm
-running statistics). The steps merge, run and split inside ``jax.jit``, so the
-hot loop never walks the object graph in Python.
+A model is split once (``model_def``) into a graph definition per mode (training: dropout on, batch statistics from
+the batch and updated; evaluation: dropout off, running statistics) and one state: ``params`` (trained) and
+``batch_stats`` (batch-norm running statistics). The steps merge, run and split inside ``jax.jit``, so the hot loop
+never walks the object graph in Python.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import logging
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxface import models, released, weights
 from jaxface.config import Config
-from jaxface.data import augment
-from jaxface.models import BACKBONES, TORCHVISION, from_config, imagenet_normalised
 from jaxface.training import losses
-
-# (batch["image"], augmentation key or None) -> the model's input.
-Inputs = Callable[[jax.Array, jax.Array | None], jax.Array]
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelDef:
-  train: nnx.GraphDef
-  eval: nnx.GraphDef
-  inputs: Inputs
-
-
-def image_inputs(imagenet_norm: bool, quality: float = 0.0) -> Inputs:
-  """uint8 images -> rescaled (augmented when given a key), normalised for ImageNet backbones."""
-  return lambda images, rng: augment.preprocess(images, imagenet_norm=imagenet_norm, rng=rng, quality=quality)
-
-
-def split(model: nnx.Module, inputs: Inputs) -> tuple[ModelDef, nnx.State, nnx.State]:
-  """(ModelDef, params, batch_stats) of a live model."""
-  train_g, params, batch_stats = nnx.split(models.mode(model, train=True), nnx.Param, nnx.BatchStat)
-  eval_g, _, _ = nnx.split(models.mode(model, train=False), nnx.Param, nnx.BatchStat)
-  return ModelDef(train_g, eval_g, inputs), params, batch_stats
-
-
-def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
-  """(ModelDef, params, batch_stats) of a fresh model, its backbone loaded from ``cfg.pretrained`` if set."""
-  model = from_config(cfg)
-  if cfg.pretrained:
-    if not hasattr(model, "backbone"):
-      raise ValueError(
-        f"--pretrained applies to the pretrained backbones {sorted(BACKBONES)}, not to arch {cfg.arch!r}"
-      )
-    source = released_weights(cfg.arch) if cfg.pretrained == RELEASED_WEIGHTS else cfg.pretrained
-    weights.load_backbone(model.backbone, weights.read_pretrained(source), source=str(source))
-    logging.info("Backbone loaded from %s (heads start fresh)", source)
-  return split(model, image_inputs(imagenet_normalised(cfg.arch), cfg.augment_quality))
-
-
-RELEASED_WEIGHTS = "released"  # --pretrained released: the arch's published weights, fetched (digest-checked) once
-
-
-def released_weights(arch: str):
-  """The published weights of ``arch``'s backbone: downloaded and checked on first use, then cached."""
-  if arch in TORCHVISION:
-    return weights.download_torchvision(arch)
-  return released.cached_backbone(arch)
+from jaxface.training.model_def import ModelDef
 
 
 def init_state(params, batch_stats, tx: optax.GradientTransformation, seed: int) -> dict:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from jaxface import checkpoint, files, metrics, provenance, sharding, xla_options
 from jaxface import config as config_lib
 from jaxface.data import arrays, pipeline, prepare
-from jaxface.training import feeds, guard, optimizer, steps, workdir_lock
+from jaxface.training import feeds, guard, model_def, optimizer, steps, workdir_lock
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -92,7 +92,7 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
     logging.info("Source weights %s: %d training examples an epoch", cfg.source_weights, len(train_src))
 
   # --- model, optimizer, steps ---------------------------------------------
-  mdef, params, batch_stats = steps.init_model(cfg)
+  mdef, params, batch_stats = model_def.init_model(cfg)
   mode = feeds.resolve(
     cfg.input, feeds.split_bytes(train_src) + feeds.split_bytes(val_src), devices[0], cfg.input_budget_mb
   )

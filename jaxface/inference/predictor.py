@@ -26,8 +26,7 @@ def face_crops(
   """The faces of each readable photo, found by ``detector`` (``faces.detect_many``; the whole photo as one face when
   ``detect`` is False): each one's record (file, status, face, box, score; no prediction yet) and its ``size`` crop."""
   if not detect:
-    whole = lambda p: [((0, 0, *p.image.size), None, np.asarray(source_lib.to_square(p.image, size)))]  # noqa: E731
-    crops = [whole(p) for p in photos]
+    crops = [[((0, 0, *p.image.size), None, np.asarray(source_lib.to_square(p.image, size)))] for p in photos]
   else:
     found = faces.detect_many([p.image for p in photos], detector)
     crops = [[(f.box, f.score, faces.crop(p.image, f, size)) for f in fs] for p, fs in zip(photos, found, strict=True)]

@@ -37,6 +37,33 @@ def peak_flops(device_kind: str, dtype: str) -> float | None:
   return None
 
 
+def cpu_peak_flops() -> dict:
+  """This CPU's peak FLOP/s for the cores this process may use: cores x clock x FLOPs a core does a cycle.
+
+  The clock is /proc/cpuinfo's "cpu MHz" (a virtual machine shows the nominal clock; turbo can be higher). FLOPs a
+  cycle, float32: 2 FMA units x vector lanes x 2, the lanes from the widest vector ISA: 16 with AVX-512 on Intel,
+  8 with AVX2, and 8 on AMD with AVX-512 too (Zen 4 runs a 512-bit FMA as two 256-bit halves). bfloat16: AMX's
+  1024 a cycle where the CPU has AMX-BF16, else twice float32's with AVX512-BF16, else float32's."""
+  import os
+
+  h = host()
+  isa, cores = set(h.get("isa", [])), len(os.sched_getaffinity(0))
+  mhz = None
+  with open("/proc/cpuinfo") as f:
+    for line in f:
+      if line.startswith("cpu MHz"):
+        mhz = float(line.split(":")[1])
+        break
+  lanes = 16 if "avx512f" in isa and "AMD" not in h.get("cpu", "") else 8 if "avx2" in isa else 4
+  fp32 = 2 * lanes * 2
+  bf16 = 1024 if "amx_bf16" in isa else 2 * fp32 if "avx512_bf16" in isa else fp32
+  hz = (mhz or 0) * 1e6
+  return {
+    "float32": cores * hz * fp32 if mhz else None, "bfloat16": cores * hz * bf16 if mhz else None,
+    "cores": cores, "mhz": mhz, "float32_flops_per_cycle": fp32, "bfloat16_flops_per_cycle": bf16,
+  }  # fmt: skip
+
+
 def timed(fn, steps: int, warmup: int, sync) -> tuple[float, list[float]]:
   """(first call in seconds, per-step seconds after ``warmup`` more calls); ``sync`` waits for the device."""
   t = time.perf_counter()

@@ -16,7 +16,7 @@ other detection is a false positive. Also scikit-image's real photos
 
 For each detector: recall, false positives per photo, photos and faces per
 second at batch 1 (one photo a call) and batched (cnn: all the photos' views
-in batches of 16), and, through ``Predictor`` (detection, crop, the model of
+in the detector's batches, ``cnn.BATCH``), and, through ``Predictor`` (detection, crop, the model of
 --workdir), the age MAE and gender accuracy of the found faces, against the
 same faces' ``--no-detect`` predictions (their 200x200 crops, with the same
 brightness).
@@ -273,6 +273,7 @@ def main() -> None:
     return cache[detector]
 
   from jaxface import faces
+  from jaxface.faces import cnn
 
   for det in DETECTORS:  # compile / convert outside the timings
     faces.detect(photos[0][0], det)
@@ -284,6 +285,7 @@ def main() -> None:
     print(json.dumps(r))
   meta = common.provenance(
     "detector", t0, workdir=a.workdir, photos=a.photos, seed=a.seed, real_photos=real,
+    detector_batch=cnn.default().batch_size,
     synthetic="subset5000 validation faces, 1-4 a photo, 48-260 px, +-25 deg, brightness 0.45-1.25, plain or textured",
   )  # fmt: skip
   common.write(a.name, rows, meta)

@@ -41,6 +41,18 @@ def _kind(device: str) -> str:
   return "cpu" if "cpu" in d else device.split("x ", 1)[-1]
 
 
+def _host(meta: dict) -> str | None:
+  """The CPU a file ran on (files that predate the record: None, and they pair only with each other)."""
+  return (meta.get("host") or {}).get("cpu")
+
+
+def _host_label(meta: dict) -> str:
+  """ ", Intel Xeon" or ", AMD EPYC" for a CPU row whose file records its host."""
+  cpu = _host(meta) or ""
+  name = "Intel Xeon" if "Xeon" in cpu else "AMD EPYC" if "EPYC" in cpu else None
+  return f" ({name})" if name and meta.get("platform", "cpu") == "cpu" else ""
+
+
 def _fmt(v, nd=1):
   return "–" if v is None else f"{v:.{nd}f}"
 
@@ -74,23 +86,27 @@ def _xla_cpu_flags(rows: list[tuple[dict, dict, str]]) -> list[str]:
       continue
     where = f"{m['host']['cpu']} ({m['host']['cpu_count']} cores)"
     if "error" in r:
-      lines.append(f"| {where} | {r['flag_set']} | {r['arch']} | failed (exit {r['exit_code']}) | – | – | {_file(f)} |")
+      lines.append(
+        f"| {where} | {r['flag_set']} | {r['arch']} | {r.get('batch', 32)} | {r.get('image_size', 128)}"
+        f" | failed (exit {r['exit_code']}) | – | – | {_file(f)} |"
+      )
       continue
     diff = r.get("loss_last_rel_diff")
     lines.append(
-      f"| {where} | {r['flag_set']} | {r['arch']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('speedup_vs_default'), 2)}x"
+      f"| {where} | {r['flag_set']} | {r['arch']} | {r.get('batch', 32)} | {r.get('image_size', 128)} | {_fmt(r['images_per_s'])}"
+      f" | {_fmt(r.get('speedup_vs_default'), 2)}x"
       f" | {'–' if diff is None else f'{100 * diff:.2f}%'} | {_file(f)} |"
     )
   if not lines:
     return []
   return [
-    "### XLA:CPU flags (jaxface train step, batch 32, 128 px, float32; XLA's defaults vs each flag set)", "",
+    "### XLA:CPU flags (jaxface train step, float32; XLA's defaults vs each flag set)", "",
     "The flags of each set are in the result file. The last column compares the mean loss of the last timed",
     "step (the same batch every step, after a few Adam updates) with the default's. Adam's first updates are",
     "about ±lr per weight whatever a gradient's size, so rounding in tiny gradients moves it a little;",
     "tests/test_xla_options.py checks that the gradients themselves agree.", "",
-    "| host | flag set | arch | img/s | vs default | last-step loss vs default | file |",
-    "| --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+    "| host | flag set | arch | batch | px | img/s | vs default | last-step loss vs default | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
   ]  # fmt: skip
 
 
@@ -366,31 +382,110 @@ def _bulk() -> list[str]:
   return lines + [""]
 
 
-def _detector() -> list[str]:
-  path = HERE / "results" / "detector_cpu.json"
+def _detector_runtime() -> list[str]:
+  path = HERE / "results" / "detector_runtime_cpu.json"
   if not path.exists():
     return []
   d = json.loads(path.read_text())
-  where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
+  lines = [
+    "### The detector's network against LiteRT (benchmarks/detector_runtime.py)", "",
+    f"The same {d['views']} views (192x192, letterboxed from scikit-image's photos) in one run on {d['host']['cpu']}"
+    f" ({d['cores']} cores): the port's jitted network at each batch, with jaxface's XLA options (what `Detector`"
+    " uses) and with XLA's defaults (what it used before), and LiteRT"
+    f" {d['litert']} running the original `.tflite` one view at a time (its input is batch 1). The detector now takes"
+    f" {d['detector_batch_cpu']} views a call on CPU. Largest difference of a face score from LiteRT's:"
+    f" {d['max_score_difference_vs_litert']:.1e}. {_file(path.name)}", "",
+    "| runtime | XLA options | batch | views/s | vs LiteRT |", "| --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    vs = f"{r['vs_litert']:.2f}" if "vs_litert" in r else "1.00"
+    lines.append(f"| {r['runtime']} | {r.get('xla_options', '–')} | {r['batch']} | {_fmt(r['views_per_s'])} | {vs} |")
+  return lines + [""]
+
+
+def _predict_speed() -> list[str]:
+  path = HERE / "results" / "predict_speed_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  rec = d["records"]
+  lines = [
+    "### predict on a folder of photos: this tree against an earlier commit (benchmarks/predict_speed.py)", "",
+    f"{d['rows'][0]['photos']} photos (480-1024 px, 0-6 unseen UTKFace faces each, {d['faces_pasted']} pasted),"
+    f" the same exported model, `python -m jaxface.predict FOLDER --model M` from start to exit, each tree's"
+    f" compilation cache warm, runs alternating, on {d['host']['cpu']} ({d['cores']} cores). Speed-up of the"
+    f" medians: **{d['speedup']:.2f}x**. Records: {rec['records']} before, {rec['records_new']} after;"
+    f" {rec['photos_with_the_same_number_of_records']} of {rec['photos']} photos with the same number;"
+    f" of {rec['faces_compared']} faces compared in order, boxes differ by up to {rec['max_box_difference_px']} px,"
+    f" ages by up to {rec['max_age_difference']}, and {rec['same_gender']} have the same gender. {_file(path.name)}",
+    "", "| tree | commit | seconds (each run) | photos/s (median) |", "| --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    secs = ", ".join(f"{v:.1f}" for v in r["seconds"])
+    lines.append(f"| {r['tree']} | `{r['commit'][:10]}` | {secs} | {_fmt(r['photos_per_s'], 2)} |")
+  return lines + [""]
+
+
+def _xla_profile() -> list[str]:
+  path = HERE / "results" / "xla_profile_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  p = d["cpu_peak"]
+  kinds = ("convolution", "library", "elementwise", "data movement", "pooling", "other")
+  lines = [
+    "### Where XLA:CPU's time goes (benchmarks/xla_profile.py)", "",
+    f"jaxface's jitted functions as they run (their XLA options), on {d['host']['cpu']} ({p['cores']} cores at"
+    f" {p['mhz']:.0f} MHz): wall ms per call without the profiler, then the share of the thunks' summed time by"
+    " kind under `jax.profiler` (independent thunks run side by side, so the sum can exceed the wall time),"
+    f" and the fraction of the float32 peak, {p['float32'] / 1e9:.0f} GFLOP/s ({p['cores']} cores x clock x"
+    f" {p['float32_flops_per_cycle']} FLOPs a cycle: 2 FMA units of this ISA's vector width). {_file(path.name)}", "",
+    "| what | arch | batch | px | wall ms | GFLOP/s | of peak | " + " | ".join(kinds) + " | largest thunks (ms) |",
+    "| --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in kinds) + " | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    share = " | ".join(f"{100 * r['share_by_kind'][k]:.0f}%" for k in kinds)
+    big = ", ".join(f"{n} {ms:.0f}" for n, ms in r["largest"][:3])
+    frac = "–" if r["peak_fraction"] is None else f"{100 * r['peak_fraction']:.1f}%"
+    lines.append(
+      f"| {r['what']} | {r['arch']} | {r['batch']} | {r['image_size']} | {_fmt(r['wall_ms'])} |"
+      f" {_fmt(r['gflops_per_s'])} | {frac} | {share} | {big} |"
+    )
+  return lines + [""]
+
+
+def _detector() -> list[str]:
+  paths = [p for p in (HERE / "results" / n for n in ("detector_cpu.json", "detector_cpu_xeon.json")) if p.exists()]
+  if not paths:
+    return []
+  lines, real = [], []
+  for path in paths:
+    d = json.loads(path.read_text())
+    where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
+    real += [f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", [])]
+    lines += _detector_rows(d, where, path.name)
+  return [
+    "### Face detectors on synthetic photos of unseen faces (benchmarks/detector.py)", "",
+    f"{d['synthetic']}; seed {d['seed']}. faces/s: truth faces over detection time (batch 1: one photo a call;",
+    "batched: all photos' views in the detector's batches: 16 views a call where a file records no `detector_batch`).",
+    "End to end: age MAE and gender accuracy of the found faces through `Predictor` (detection, crop, model), and of",
+    f"the same faces' `--no-detect` crops. Real photos (faces in them): {', '.join(sorted(set(real)))}.", "",
+    "| host | detector | photos / faces | recall | false positives a photo | faces/s batch 1 | faces/s batched"
+    " | found faces | age MAE end to end | age MAE no-detect | gender end to end | gender no-detect | file |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
+  ]  # fmt: skip
+
+
+def _detector_rows(d: dict, where: str, name: str) -> list[str]:
   lines = []
   for r in d["rows"]:
     lines.append(
       f"| {where} | {r['detector']} | {r['photos']} / {r['faces']} | {r['recall']:.3f} | {r['false_positives_per_photo']:.3f}"
       f" | {_fmt(r['batch1_faces_per_s'])} | {_fmt(r['batched_faces_per_s'])} | {r['end_to_end_faces']}"
       f" | {r['end_to_end_age_mae']:.2f} | {r['no_detect_age_mae_same_faces']:.2f}"
-      f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {_file(path.name)} |"
+      f" | {100 * r['end_to_end_gender_acc']:.1f}% | {100 * r['no_detect_gender_acc_same_faces']:.1f}% | {_file(name)} |"
     )
-  real = ", ".join(f"{x['photo']} ({x['faces_in_it']}): {x['detector']} {x['found']}" for x in d.get("real_photos", []))
-  return [
-    "### Face detectors on synthetic photos of unseen faces (benchmarks/detector.py)", "",
-    f"{d['synthetic']}; seed {d['seed']}. faces/s: truth faces over detection time (batch 1: one photo a call;",
-    "batched: all photos' views in batches of 16). End to end: age MAE and gender accuracy of the found faces",
-    "through `Predictor` (detection, crop, model), and of the same faces' `--no-detect` crops."
-    f" Real photos (faces in them): {real}.", "",
-    "| host | detector | photos / faces | recall | false positives a photo | faces/s batch 1 | faces/s batched"
-    " | found faces | age MAE end to end | age MAE no-detect | gender end to end | gender no-detect | file |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
-  ]  # fmt: skip
+  return lines
 
 
 def tables() -> str:
@@ -406,7 +501,10 @@ def tables() -> str:
     + _onnx_runtime()
     + _video()
     + _bulk()
+    + _detector_runtime()
+    + _predict_speed()
     + _detector()
+    + _xla_profile()
   )
   lines += _xla_cpu_flags(rows)
   for bench, title in (
@@ -420,21 +518,21 @@ def tables() -> str:
     lines += [f"### {title}", ""]
     if bench == "train_throughput":
       lines += [
-        "| device | arch | batch | px | dtype | jaxface img/s | compile s | TFLOP/s | of peak | PyTorch img/s (eager) | PyTorch img/s (compile) | jaxface / best PyTorch | files |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| device | arch | batch | px | dtype | jaxface img/s | compile s | TFLOP/s | of peak | PyTorch img/s (eager) | PyTorch img/s (compile) | PyTorch of peak | jaxface / best PyTorch | files |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
       ]
     else:
       lines += [
         "| device | cores | arch | batch | px | jaxface img/s | jaxface ms | PyTorch img/s | PyTorch ms | jaxface / PyTorch | files |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
       ]
-    for _, r, f in jax_rows:
-      key = (r["arch"], r["batch"], r["image_size"], r["dtype"], _kind(r["device"]))
+    for m, r, f in jax_rows:
+      key = (r["arch"], r["batch"], r["image_size"], r["dtype"], _kind(r["device"]), _host(m))
       if bench == "inference":
         key += (r.get("cores"),)
       peers = [
         (pm, pr, pf) for pm, pr, pf in torch_rows
-        if (pr["arch"], pr["batch"], pr["image_size"], pr["dtype"], _kind(pr["device"])) + ((pr.get("threads"),) if bench == "inference" else ()) == key
+        if (pr["arch"], pr["batch"], pr["image_size"], pr["dtype"], _kind(pr["device"]), _host(pm)) + ((pr.get("threads"),) if bench == "inference" else ()) == key
       ]  # fmt: skip
       files = ", ".join(_file(x) for x in sorted({f, *(pf for _, _, pf in peers)}))
       if bench == "train_throughput":
@@ -443,9 +541,15 @@ def tables() -> str:
         best = max([v for v in (eager, comp) if v is not None], default=None)
         ratio = f"{r['images_per_s'] / best:.2f}x" if best else "–"
         frac = "–" if r.get("peak_fraction") is None else f"{100 * r['peak_fraction']:.0f}%"
+        # the peer does the same arithmetic: its fraction of the same peak is jaxface's times the speed ratio
+        peer_frac = (
+          "–"
+          if r.get("peak_fraction") is None or not best
+          else f"{100 * r['peak_fraction'] * best / r['images_per_s']:.0f}%"
+        )
         lines.append(
-          f"| {r['device']} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['dtype']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('compile_s'))}"
-          f" | {_fmt(r.get('tflops'), 3)} | {frac} | {_fmt(eager)} | {_fmt(comp)} | {ratio} | {files} |"
+          f"| {r['device']}{_host_label(m)} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['dtype']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('compile_s'))}"
+          f" | {_fmt(r.get('tflops'), 3)} | {frac} | {_fmt(eager)} | {_fmt(comp)} | {peer_frac} | {ratio} | {files} |"
         )
       else:
         pr = peers[0][1] if peers else None

@@ -31,11 +31,11 @@ from jaxface import sharding, xla_options
 from jaxface.training import model_def, optimizer, steps
 
 
-def bench(
-  arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface", depthwise="auto"
-) -> dict:
-  """One row; ``compiler_options``: "jaxface" for the trainer's own (jaxface/xla_options.py), else a dict or None;
-  ``depthwise``: the DepthwiseConv formulation (jaxface/depthwise.py; "auto" is the trainer's)."""
+def prepare(arch: str, batch: int, size: int, dtype: str, devices: str, compiler_options="jaxface", depthwise="auto"):
+  """The compiled train step of ``arch`` at this shape, its state and one batch on the devices: (compiled, state,
+  batch, compile seconds, FLOPs per step). ``compiler_options``: "jaxface" for the trainer's own
+  (jaxface/xla_options.py), else a dict or None; ``depthwise``: the DepthwiseConv formulation (jaxface/depthwise.py;
+  "auto" is the trainer's)."""
   cfg = config_lib.make(arch, image_size=size, batch_size=batch, dtype=dtype, devices=devices)
   devs = sharding.select_devices(devices)
   mesh = sharding.data_mesh(devs)
@@ -66,7 +66,17 @@ def bench(
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   flops = float(cost.get("flops", 0.0)) * len(devs) if cost else None  # cost analysis is per device
+  return compiled, state, batch_dev, compile_s, flops
 
+
+def bench(
+  arch: str, batch: int, size: int, dtype: str, n_steps: int, devices: str, compiler_options="jaxface", depthwise="auto"
+) -> dict:
+  """One row (``prepare``'s arguments)."""
+  compiled, state, batch_dev, compile_s, flops = prepare(arch, batch, size, dtype, devices, compiler_options, depthwise)
+  devs = sharding.select_devices(devices)
+  if compiler_options == "jaxface":  # recorded as what it was
+    compiler_options = xla_options.compiler_options(devs[0].platform)
   holder = {"state": state, "sums": []}
 
   def one():
@@ -99,11 +109,14 @@ def main() -> None:
   p.add_argument("--name", help="result file name (default train_jax_<platform>)")
   a = p.parse_args()
   t0 = time.perf_counter()
+  cpu_peak = common.cpu_peak_flops() if jax.devices()[0].platform == "cpu" else {}
   rows = []
   for arch, b, s, d in itertools.product(a.archs, a.batch_sizes, a.image_sizes, a.dtypes):
     if f"{arch}:{s}" in a.skip:
       continue
     r = bench(arch, b, s, d, a.steps, a.devices)
+    if r["peak_fraction"] is None and r["tflops"] and (peak := cpu_peak.get(d)):  # a CPU: its peak from the ISA
+      r["peak_fraction"] = round(r["tflops"] * 1e12 / peak, 4)
     print(
       f"{arch:13s} b{b:<4d} {s}px {d:9s} {r['images_per_s']:9.1f} img/s  step {r['step_ms_median']:9.1f} ms  compile {r['compile_s']:.1f}s  {r['tflops']} TFLOP/s",
       flush=True,
@@ -113,7 +126,7 @@ def main() -> None:
   meta = {
     "benchmark": "train_throughput", "command": "python " + " ".join(map(shlex.quote, sys.argv)),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "platform": dev.platform,
-    "host": common.host(),
+    "host": common.host(), "cpu_peak": cpu_peak or None,
     "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""), "wall_s": round(time.perf_counter() - t0, 1),
   }  # fmt: skip
   common.write(a.name or f"train_jax_{dev.platform}", rows, meta)

@@ -27,8 +27,8 @@ import time
 import common
 
 # Convolutions and dots go to YNNPACK by default in jaxlib 0.10 (the `__ynn_fusion` custom fusions in
-# the compiled HLO). The first sets move them elsewhere; the rest try more flags on top of Eigen's
-# convolutions, the setting that jaxface adopts on CPU (jaxface/xla_options.py).
+# the compiled HLO). The first sets move them elsewhere (eigen_conv_dot is what jaxface/xla_options.py
+# adopts on CPU); the rest try more flags on top of Eigen's convolutions.
 EIGEN_CONV = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 FLAG_SETS = {
   "default": "",
@@ -76,8 +76,8 @@ def main() -> int:
       if out.returncode:
         err = out.stderr.strip().splitlines()[-1:] or [""]
         print(f"{name:32s} {arch:13s} failed (exit {out.returncode}): {err[0][:200]}", file=sys.stderr)
-        rows.append({"flag_set": name, "xla_flags": FLAG_SETS[name], "arch": arch, "exit_code": out.returncode,
-                     "error": out.stderr[-1000:]})  # fmt: skip
+        rows.append({"flag_set": name, "xla_flags": FLAG_SETS[name], "arch": arch, "batch": a.batch_size,
+                     "image_size": a.image_size, "exit_code": out.returncode, "error": out.stderr[-1000:]})  # fmt: skip
         continue
       (r,) = json.loads(out.stdout.strip().splitlines()[-1])
       r |= {"flag_set": name, "xla_flags": FLAG_SETS[name]}

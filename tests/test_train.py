@@ -52,8 +52,11 @@ def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):
 
 @pytest.mark.parametrize("mode", ["device", "stream"])
 def test_training_learns(tmp_path, fake_archive, tfds_dir, mode):
-  """On the tiny set (48 examples: epochs are noisy), 12 epochs must cut the training loss well below its first."""
-  cfg = tiny_cfg(fake_archive[0], tfds_dir, epochs=12, lr=1e-2, augment=False, dropout=0.0, input=mode)
+  """On the tiny set (48 examples: epochs are noisy), 12 epochs must cut the training loss well below its first.
+
+  At lr 1e-2 the curve was chaotic: a change in float rounding alone left one run on a plateau. At 3e-3 both
+  modes fall to about a quarter of the first loss, before and after that change."""
+  cfg = tiny_cfg(fake_archive[0], tfds_dir, epochs=12, lr=3e-3, augment=False, dropout=0.0, input=mode)
   trainer.train(cfg, tmp_path)
   h = json.loads((tmp_path / "history.json").read_text())
   assert min(e["train_loss"] for e in h[-3:]) < 0.7 * h[0]["train_loss"]

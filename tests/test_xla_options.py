@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_cpu_only_and_the_users_xla_flags_win(monkeypatch):
   monkeypatch.delenv("XLA_FLAGS", raising=False)
-  assert xla_options.compiler_options("cpu") == xla_options.CPU_CONV_OFF_YNNPACK
+  assert xla_options.compiler_options("cpu") == xla_options.CPU_OFF_YNNPACK
   assert xla_options.compiler_options("gpu") is None and xla_options.compiler_options("tpu") is None
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=+individual_convolution")
   assert xla_options.compiler_options("cpu") is None

@@ -8,8 +8,8 @@ weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
 
 A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
 faces are found too, also cut into overlapping tiles (``TILES``), each
-letterboxed the same way: every view of every photo in one static batch,
-padded, through one jitted call. Boxes from all views go through MediaPipe's
+letterboxed the same way: the views of all the photos go through one jitted
+function in batches of a static size (``BATCH``), the last one padded. Boxes from all views go through MediaPipe's
 weighted non-maximum suppression on the host, in photo pixels.
 """
 
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxface import files
+from jaxface import files, xla_options
 from jaxface import weights as weights_lib
 from jaxface.faces import blazeface, tflite_graph
 from jaxface.faces.face import DetectorError
@@ -54,6 +54,10 @@ FINE_TILE, FINE_OVERLAP = 384, 96
 # its faces under ~20 px there (~70 px in an 8000 px photo) are not found. Boxes, landmarks and crops stay in the
 # photo's own pixels.
 DETECT_MAX_SIDE = 2048
+# Views a call, by platform. On a CPU, 4 views' activations stay in the caches between layers, where 16 spill and the
+# network runs at two thirds the views/s (benchmarks/results/detector_runtime_cpu.json); accelerators want large batches.
+BATCH = {"cpu": 4}
+DEFAULT_BATCH = 16
 
 
 def cache_dir() -> Path:
@@ -233,11 +237,16 @@ def weighted_nms(points: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -
 class Detector:
   """Photos in, faces (box, 6 keypoints, score) out; the network runs jitted over a static batch of views."""
 
-  def __init__(self, model: blazeface.BlazeFace | None = None, batch_size: int = 16, min_score: float = MIN_SCORE):
+  def __init__(
+    self, model: blazeface.BlazeFace | None = None, batch_size: int | None = None, min_score: float = MIN_SCORE
+  ):
+    """``batch_size``: views a call (default: ``BATCH`` for the default device's platform)."""
     from flax import nnx
 
+    platform = jax.devices()[0].platform
     self.model = model or load_model()
-    self.size, self.batch_size, self.min_score = self.model.size, batch_size, min_score
+    self.size, self.min_score = self.model.size, min_score
+    self.batch_size = batch_size or BATCH.get(platform, DEFAULT_BATCH)
     graphdef, state = nnx.split(self.model)
     anchor_xy = jnp.asarray(blazeface.anchors(self.size, ANCHOR_STRIDES, ANCHORS_PER_CELL))
 
@@ -249,7 +258,7 @@ class Detector:
       return jnp.take_along_axis(pts, idx[:, :, None, None], axis=1), top
 
     self._state = state
-    self._forward = jax.jit(forward)
+    self._forward = jax.jit(forward, compiler_options=xla_options.compiler_options(platform))
 
   def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K).

@@ -10,9 +10,11 @@ convs are 0.33 of it) and 0.94 M parameters. The test suite checks both figures.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxface.models.heads import ZEROS, Head, age_and_gender, age_bias_init, age_units
@@ -27,7 +29,15 @@ def _bn(c: int, *, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 
 def _pool(x: jax.Array) -> jax.Array:
-  return nnx.max_pool(x, (2, 2), (2, 2))
+  """2x2 max-pool, stride 2 (``nnx.max_pool``'s numbers), as the maximum of 4 strided slices: its gradient is
+  selects that XLA fuses with their neighbours, where reduce_window's builds index tensors the size of the input
+  (benchmarks/results/xla_profile_cpu.json)."""
+  b, h, w, c = x.shape
+  oh, ow = h // 2, w // 2
+  taps = [
+    jax.lax.slice(x, (0, i, j, 0), (b, i + 2 * oh - 1, j + 2 * ow - 1, c), (1, 2, 2, 1)) for i in (0, 1) for j in (0, 1)
+  ]
+  return functools.reduce(jnp.maximum, taps)
 
 
 class Branch(nnx.Module):

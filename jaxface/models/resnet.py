@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxface import conv as conv_lib
+
 BN_MOMENTUM = 0.9  # torch momentum 0.1
 BN_EPS = 1e-5
 
@@ -21,6 +23,7 @@ def conv(cin: int, cout: int, k: int, stride: int = 1, *, dtype=None, rngs: nnx.
   return nnx.Conv(
       cin, cout, (k, k), (stride, stride), padding=((p, p), (p, p)), use_bias=False,
       kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out", "normal"), dtype=dtype, rngs=rngs,
+      conv_general_dilated=conv_lib.conv_general_dilated,
   )  # fmt: skip
 
 

@@ -46,6 +46,18 @@ def sums(values: dict, weight, age_weight=None, gender_weight=None) -> dict:
   return out
 
 
+def add(acc: dict | None, s: dict) -> dict:
+  """``acc + s``, key by key (``acc`` is None at the first batch): how the train and eval steps' sums accumulate,
+  inside the jitted calls.
+
+  Multi-process runs on CPU deadlocked in Gloo collectives when a program
+  without collectives (an eager add of two global arrays) ran between the
+  steps' collective programs, with several CPU devices per process; with the
+  sums carried through the steps, nothing runs between them.
+  """
+  return s if acc is None else {k: acc[k] + s[k] for k in acc}
+
+
 def from_sums(s: dict) -> dict[str, float]:
   """Means from sums: age MAE/RMSE/MSE (years), CS(5), gender accuracy; the loss and BCE where summed."""
   n = max(float(s["n"]), 1.0)

@@ -218,7 +218,7 @@ def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken,
 def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
   """Many small steps and evaluations of both feeds (10 epochs) in 2 processes of 2 devices, beside a busy loop.
 
-  Before the step carried the metric sums (``feeds._add``), the trainer's eager add between the steps'
+  Before the step carried the metric sums (``metrics.add``), the trainer's eager add between the steps'
   collective programs deadlocked such runs, or timed out in Gloo (2 of 3 of this script's runs on a loaded
   2-core host; the fixed feeds finished 4 of 4 there).
   """

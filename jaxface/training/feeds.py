@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import operator
 import os
 import time
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from jaxface import sharding
+from jaxface import metrics, sharding
 from jaxface.data import arrays, pipeline
 
 INPUT_MODES = ("auto", "device", "stream")
@@ -117,7 +116,7 @@ class StreamFeed:
     jit = functools.partial(jax.jit, compiler_options=compiler_options)
     self._train_step = train_step and jit(_summing(train_step), donate_argnums=(0, 1), out_shardings=(repl, repl))
     self._eval_step = eval_step and jit(
-      lambda state, acc, batch: _add(acc, eval_step(state, batch)), donate_argnums=(1,), out_shardings=repl
+      lambda state, acc, batch: metrics.add(acc, eval_step(state, batch)), donate_argnums=(1,), out_shardings=repl
     )
 
   def run(self, state, epoch: int, offset: int, k: int, acc=None):
@@ -195,12 +194,12 @@ class DeviceFeed:
       return {key: jax.lax.dynamic_slice_in_dim(v, j * per_dev, per_dev) for key, v in split.items()}
 
     def chunk(state, split, data_key, epoch, offset, k, acc):
-      perm = order(data_key, epoch)  # in the call: no separate program between the steps (see _add)
+      perm = order(data_key, epoch)  # in the call: no separate program between the steps (see metrics.add)
 
       def body(carry, i):
         state, acc = carry
         state, sums = train_step(state, take(split, perm, offset + i))
-        return (state, _add(acc, sums)), None
+        return (state, metrics.add(acc, sums)), None
 
       if acc is None:
         acc = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
@@ -214,13 +213,13 @@ class DeviceFeed:
 
     def evaluate(state, split):
       def body(acc, j):
-        return jax.tree.map(operator.add, acc, eval_step(state, val_batch(split, j))), None
+        return metrics.add(acc, eval_step(state, val_batch(split, j))), None
 
       zeros = zeros_like_sums(eval_step, state, val_batch(split, 0))
       return jax.lax.scan(body, zeros, jnp.arange(self.eval_batches))[0]
 
     def evaluate_batch(state, split, j, acc):
-      return _add(acc, eval_step(state, val_batch(split, j)))
+      return metrics.add(acc, eval_step(state, val_batch(split, j)))
 
     self._chunk = jax.jit(
       chunk, static_argnums=(5,), donate_argnums=(0, 6), out_shardings=(repl, repl), compiler_options=compiler_options
@@ -247,21 +246,10 @@ class DeviceFeed:
     return total
 
 
-def _add(acc, sums):
-  """``acc + sums``, inside the jitted call (``acc`` is None in the first).
-
-  Multi-process runs on CPU deadlocked in Gloo collectives when a program
-  without collectives (an eager add of two global arrays) ran between the
-  steps' collective programs, with several CPU devices per process; with the
-  sums carried through the steps, nothing runs between them.
-  """
-  return sums if acc is None else jax.tree.map(operator.add, acc, sums)
-
-
 def _summing(train_step):
   def step(state, acc, batch):
     state, sums = train_step(state, batch)
-    return state, _add(acc, sums)
+    return state, metrics.add(acc, sums)
 
   return step
 

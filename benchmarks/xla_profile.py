@@ -38,7 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 
 KINDS = ("convolution", "library", "elementwise", "data movement", "pooling", "other")
-RUNTIME = re.compile(r"^(ThunkExecutor|PjitFunction|\$|DevicePut|H2D|ParseArguments|SlinkyThreadPool|TfrtCpu|Pjrt)")
+# The runtime's own events (dispatch, waits, the thread pool's bookkeeping), not compiled operations.
+RUNTIME = re.compile(
+  r"^(ThunkExecutor|PjitFunction|\$|DevicePut|H2D|ParseArguments|SlinkyThreadPool|ThreadpoolListener|TfrtCpu|Pjrt"
+  r"|CommonPjRt|Handle inputs|Wait for)"
+)
 
 
 def kind(name: str) -> str:

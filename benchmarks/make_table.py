@@ -427,7 +427,7 @@ def _predict_speed() -> list[str]:
 
 
 def _xla_profile() -> list[str]:
-  path = HERE / "results" / "xla_profile_cpu.json"
+  path, before = HERE / "results" / "xla_profile_cpu.json", HERE / "results" / "xla_profile_cpu_baseline.json"
   if not path.exists():
     return []
   d = json.loads(path.read_text())
@@ -439,18 +439,24 @@ def _xla_profile() -> list[str]:
     f" {p['mhz']:.0f} MHz): wall ms per call without the profiler, then the share of the thunks' summed time by"
     " kind under `jax.profiler` (independent thunks run side by side, so the sum can exceed the wall time),"
     f" and the fraction of the float32 peak, {p['float32'] / 1e9:.0f} GFLOP/s ({p['cores']} cores x clock x"
-    f" {p['float32_flops_per_cycle']} FLOPs a cycle: 2 FMA units of this ISA's vector width). {_file(path.name)}", "",
-    "| what | arch | batch | px | wall ms | GFLOP/s | of peak | " + " | ".join(kinds) + " | largest thunks (ms) |",
-    "| --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in kinds) + " | --- |",
+    f" {p['float32_flops_per_cycle']} FLOPs a cycle: 2 FMA units of this ISA's vector width). {_file(path.name)}",
+    "The `before` rows ran the same script on the commit before the CPU-speed work (its train steps only; the"
+    f" script copied in, hence `+dirty`), in the same session. {_file(before.name) if before.exists() else ''}", "",
+    "| what | arch | code | batch | px | wall ms | GFLOP/s | of peak | " + " | ".join(kinds) + " | largest thunks (ms) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in kinds) + " | --- |",
   ]  # fmt: skip
-  for r in d["rows"]:
-    share = " | ".join(f"{100 * r['share_by_kind'][k]:.0f}%" for k in kinds)
-    big = ", ".join(f"{n} {ms:.0f}" for n, ms in r["largest"][:3])
-    frac = "–" if r["peak_fraction"] is None else f"{100 * r['peak_fraction']:.1f}%"
-    lines.append(
-      f"| {r['what']} | {r['arch']} | {r['batch']} | {r['image_size']} | {_fmt(r['wall_ms'])} |"
-      f" {_fmt(r['gflops_per_s'])} | {frac} | {share} | {big} |"
-    )
+  runs = [("before", json.loads(before.read_text())["rows"])] if before.exists() else []
+  for code, rows in [*runs, ("now", d["rows"])]:
+    for r in rows:
+      if code == "before" and r["what"] != "train step":
+        continue
+      share = " | ".join(f"{100 * r['share_by_kind'][k]:.0f}%" for k in kinds)
+      big = ", ".join(f"{n} {ms:.0f}" for n, ms in r["largest"][:3])
+      frac = "–" if r["peak_fraction"] is None else f"{100 * r['peak_fraction']:.1f}%"
+      lines.append(
+        f"| {r['what']} | {r['arch']} | {code} | {r['batch']} | {r['image_size']} | {_fmt(r['wall_ms'])} |"
+        f" {_fmt(r['gflops_per_s'])} | {frac} | {share} | {big} |"
+      )
   return lines + [""]
 
 

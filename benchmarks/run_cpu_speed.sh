@@ -23,6 +23,10 @@ for shape in "preset64 custom resnet50 --image-sizes 64" "preset128 mobilenet_v2
   python $B/train_throughput.py --archs "${archs[@]}" --batch-sizes 64 "$@" --dtypes float32 bfloat16 --steps 5 --name "train_jax_cpu_${name}"
   $TP $B/peer_torch.py --mode train --archs "${archs[@]}" --batch-sizes 64 "$@" --dtypes float32 bfloat16 --steps 5 --name "train_torch_cpu_${name}"
 done
+# The baseline's profile: this tree's profiling scripts copied into it (so its files record the baseline +dirty).
+cp $B/xla_profile.py $B/train_throughput.py $B/common.py "$base/tree/$B/"
+(cd "$base/tree" && python $B/xla_profile.py --archs custom resnet50 --name xla_profile_cpu_baseline)
+cp "$base/tree/$B/results/xla_profile_cpu_baseline.json" $B/results/
 git worktree remove --force "$base/tree"
 
 python $B/xla_cpu_flags.py --sets default eigen_conv eigen_conv_dot onednn_conv --archs custom resnet50 --batch-size 64 --image-size 64 --steps 5 --name train_jax_cpu_flags_preset64

@@ -2,7 +2,7 @@
 
 jaxlib 0.10's XLA:CPU hands convolutions and dots to YNNPACK (its default library-fusion list is
 individual convolutions, individual dots and reductions). On CPU jaxface keeps only the reductions there:
-- convolutions: on this project's 2-core CPUs, Eigen's make the train step 1.4-3.5x faster
+- convolutions: on this project's 2-core CPUs, Eigen's make the train step 1.3-3.5x faster
   (benchmarks/results/train_jax_cpu_xla_flags*.json), and YNNPACK's gradients were ~1e-3 off float64
   on AVX512-BF16 hosts (benchmarks/results/xla_cpu_precision.json);
 - dots: the same rounding on those hosts once ResNet-50's small convolutions became dots (``jaxface.conv``),

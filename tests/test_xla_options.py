@@ -29,7 +29,7 @@ def _flat(tree) -> np.ndarray:
   return np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in jax.tree.leaves(tree)])
 
 
-@pytest.mark.parametrize("arch", ["custom", "mobilenet_v2", "resnet50"])  # plain, depthwise and strided 1x1 convs
+@pytest.mark.parametrize("arch", ["custom", "mobilenet_v2", "resnet50"])  # plain, depthwise, strided 1x1, and dot convs
 def test_convolutions_leave_ynnpack_and_gradients_match_float64(monkeypatch, arch):
   """Each path's float32 gradient against a float64 reference of the same network.
 

@@ -9,8 +9,9 @@ weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
 A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
 faces are found too, also cut into overlapping tiles (``TILES``), each
 letterboxed the same way: the views of all the photos go through one jitted
-function in batches of a static size (``BATCH``), the last one padded. Boxes from all views go through MediaPipe's
-weighted non-maximum suppression on the host, in photo pixels.
+function in batches of a static size (``BATCH``), the last one padded. Boxes
+from all views go through MediaPipe's weighted non-maximum suppression on the
+host, in photo pixels.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ FINE_TILE, FINE_OVERLAP = 384, 96
 # its faces under ~20 px there (~70 px in an 8000 px photo) are not found. Boxes, landmarks and crops stay in the
 # photo's own pixels.
 DETECT_MAX_SIDE = 2048
-# Views a call, by platform. On a CPU, 4 views' activations stay in the caches between layers, where 16 spill and the
-# network runs at two thirds the views/s (benchmarks/results/detector_runtime_cpu.json); accelerators want large batches.
+# Views a call, by platform. On a CPU, a few views' activations stay in the caches between layers, where 16 spill
+# and run slower (benchmarks/results/detector_runtime_cpu.json); accelerators want large batches.
 BATCH = {"cpu": 4}
 DEFAULT_BATCH = 16
 

@@ -11,12 +11,13 @@ camera, chelsea, coffee) cut into views by ``cnn.views`` and letterboxed to
 - LiteRT (``ai-edge-litert``) running the original ``.tflite`` one view at a
   time (its input is batch 1), with as many threads as the process has cores.
 Median of --steps passes over all the views after a warm-up pass. The port's
-candidates are checked against LiteRT's on the first views.
+face scores (at its largest batch) are compared with LiteRT's on every view.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import statistics
 import time
@@ -113,7 +114,7 @@ def main() -> None:
     if r["runtime"] == "jax":
       r["vs_litert"] = round(r["views_per_s"] / lite_row["views_per_s"], 3)
   meta = common.provenance(
-    "detector_runtime", t0, views=n, litert=__import__("ai_edge_litert").__version__, cores=threads,
+    "detector_runtime", t0, views=n, litert=importlib.metadata.version("ai-edge-litert"), cores=threads,
     detector_batch_cpu=cnn.BATCH["cpu"], max_score_difference_vs_litert=worst,
   )  # fmt: skip
   common.write(a.name, rows, meta)

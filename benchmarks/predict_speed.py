@@ -1,6 +1,6 @@
 """python -m jaxface.predict on a folder of photos: this tree against an earlier commit, in one run.
 
-  python benchmarks/predict_speed.py --workdir RUN --data UTKFace.tar.gz [--baseline REV] [--photos 200] [--runs 2]
+  python benchmarks/predict_speed.py --workdir RUN --data UTKFace.tar.gz --baseline REV [--photos 200] [--runs 2]
 
 The photos (made here, never committed) are benchmarks/bulk.py's: 0-6 unseen
 UTKFace validation faces pasted at 48-260 px on plain colours or textures,

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface import conv as conv_lib
 from jaxface.models import heads
 
 MEANS = (122.781998, 117.000999, 104.297997)  # dlib's input_rgb_image default, in RGB order
@@ -47,10 +46,7 @@ class Affine(nnx.Module):
 
 
 def _conv(cin: int, cout: int, k: int, stride: int, padding, *, dtype, rngs: nnx.Rngs) -> nnx.Conv:
-  return nnx.Conv(
-    cin, cout, (k, k), (stride, stride), padding=padding, dtype=dtype, rngs=rngs,
-    conv_general_dilated=conv_lib.conv_general_dilated,
-  )  # fmt: skip
+  return nnx.Conv(cin, cout, (k, k), (stride, stride), padding=padding, dtype=dtype, rngs=rngs)
 
 
 def _avg_pool_2x2(x: jax.Array) -> jax.Array:

@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 
 from jaxface import sharding
+from jaxface.data import pipeline
 from jaxface.data.collection import CROPS
 from jaxface.data.splits import DATASETS
 from jaxface.models import AGE_HEADS, ARCHS, DTYPES
@@ -46,6 +47,11 @@ class Config:
   crop: str = _field("detect", "a manifest's crop policy: detect faces, or take aligned crops as-is", choices=CROPS)
   source_weights: dict | None = _field(
     None, 'a manifest\'s sampling weight per source, as JSON: {"afad": 0.5} (a source not named: 1)'
+  )
+  balance: float = _field(
+    0.0,
+    "sample the training split by race x age band x gender: each stratum's faces (n_largest / n) ** BALANCE "
+    f"times an epoch, at most {pipeline.BALANCE_CAP:g} (0: as they come; 0.5: square-root balance)",
   )
   tfds_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   image_size: int = _field(128, "input side in pixels (the dataset is prepared at this size)")

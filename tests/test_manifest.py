@@ -419,15 +419,28 @@ def test_mixing_manifests_keeps_each_source_and_weights_sample_them(tmp_path, ca
   assert rc == 0 and got["imported"]["mixed"] == {"a": 30, "b": 10}
   assert {r.source for r in manifest.read(out)} == {"a", "b"} and manifest.read(out)[0].path == "a/0.jpg"
   sources = np.array(["a"] * 300 + ["b"] * 100)
-  idx = pipeline.weighted_indices(sources, {"b": 2.5, "a": 0.5}, seed=0)
+  draw = lambda weights: pipeline.weighted_indices(pipeline.source_weights(sources, weights), seed=0)  # noqa: E731
+  idx = draw({"b": 2.5, "a": 0.5})
   counts = {s: int((sources[idx] == s).sum()) for s in ("a", "b")}
-  assert (
-    abs(counts["a"] - 150) < 30
-    and 200 <= counts["b"] <= 300
-    and np.array_equal(idx, pipeline.weighted_indices(sources, {"b": 2.5, "a": 0.5}, seed=0))
-  )
-  assert (pipeline.weighted_indices(sources, {"a": 0}, seed=0) >= 300).all()
+  assert abs(counts["a"] - 150) < 30 and 200 <= counts["b"] <= 300 and np.array_equal(idx, draw({"b": 2.5, "a": 0.5}))
+  assert (draw({"a": 0}) >= 300).all()
   with pytest.raises(ValueError, match=r"name \['c'\], which the training split does not hold"):
-    pipeline.weighted_indices(sources, {"c": 1}, seed=0)
+    draw({"c": 1})
   with pytest.raises(ValueError, match="leave no training example"):
-    pipeline.weighted_indices(sources, {"a": 0, "b": 0}, seed=0)
+    draw({"a": 0, "b": 0})
+
+
+def test_balance_weights_strata_by_their_size_with_a_cap():
+  """--balance: a stratum of race x age band x gender n times smaller is taken sqrt(n) times as often (0.5), at
+  most BALANCE_CAP times; the largest stratum once; the bands are labels.AGE_BANDS."""
+  from jaxface.data import pipeline
+
+  race = np.array([0] * 400 + [2] * 100 + [2] * 4 + [0] * 100)
+  age = np.array([30] * 400 + [30] * 100 + [85] * 4 + [5] * 100)  # 20-39, 20-39, 80+, 0-12
+  gender = np.array([0] * 400 + [1] * 100 + [0] * 4 + [0] * 100)
+  w = pipeline.stratum_weights(race, age, gender, 0.5)
+  assert np.allclose(w[:400], 1.0) and np.allclose(w[400:500], 2.0) and np.allclose(w[500:504], pipeline.BALANCE_CAP)
+  assert np.allclose(w[504:], 2.0)
+  assert np.allclose(pipeline.stratum_weights(race, age, gender, 0.0), 1.0)
+  idx = pipeline.weighted_indices(w, seed=0)
+  assert len(idx) == 400 + 200 + 16 + 200 and np.bincount(idx, minlength=len(w)).max() == 4

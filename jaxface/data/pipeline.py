@@ -13,8 +13,11 @@ from collections.abc import Sequence
 import grain
 import numpy as np
 
+from jaxface.data import labels
+
 TRAIN_FIELDS = ("image", "age", "gender")
 EVAL_FIELDS = ("image", "age", "gender", "race", "file_name")
+BALANCE_CAP = 4.0  # --balance: at most this many copies of a small stratum's faces an epoch
 PARTIAL_FIELDS = ("age_min", "age_max", "age_std")  # a manifest's partial labels (training.losses)
 
 
@@ -48,10 +51,8 @@ class Indexed(Sequence):
     return get(idx) if get else [self.source[i] for i in idx]
 
 
-def weighted_indices(sources: np.ndarray, weights: dict[str, float], seed: int) -> np.ndarray:
-  """Indices of a split's examples, each taken as often as its source's weight says (a source not named: 1):
-  ``floor(w)`` times, and once more with probability ``w - floor(w)``, drawn once from ``seed``. So an epoch holds
-  about ``w`` times a source's faces, and ``w = 0`` leaves it out."""
+def source_weights(sources: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+  """Each example's weight from its source's (a source not named: 1)."""
   sources = np.asarray([s.decode() if isinstance(s, bytes) else str(s) for s in sources])
   have = sorted(set(sources.tolist()))
   unknown = sorted(set(weights) - set(have))
@@ -60,12 +61,31 @@ def weighted_indices(sources: np.ndarray, weights: dict[str, float], seed: int) 
   bad = {k: v for k, v in weights.items() if not (isinstance(v, int | float) and v >= 0)}
   if bad:
     raise ValueError(f"source weights must be numbers >= 0: {bad}")
-  w = np.array([float(weights.get(s, 1.0)) for s in sources])
+  return np.array([float(weights.get(s, 1.0)) for s in sources])
+
+
+def stratum_weights(
+  race: np.ndarray, age: np.ndarray, gender: np.ndarray, exponent: float, cap: float = BALANCE_CAP
+) -> np.ndarray:
+  """Each example's weight from its race x age band x gender stratum of ``n`` faces: ``(n_largest / n) **
+  exponent``, at most ``cap``. So the largest stratum keeps its faces once, and a small one is repeated up to
+  ``cap`` times (a stratum of a handful of faces is not repeated into memorised noise). Unknown labels (-1) form
+  strata of their own."""
+  bands = np.array([labels.age_band(a) for a in np.asarray(age)])
+  strata = np.stack([np.asarray(race), bands, np.asarray(gender)], axis=1)
+  _, which, counts = np.unique(strata, axis=0, return_inverse=True, return_counts=True)
+  return np.minimum((counts.max() / counts[which.reshape(-1)]) ** exponent, cap)
+
+
+def weighted_indices(w: np.ndarray, seed: int) -> np.ndarray:
+  """Indices of a split's examples, example ``i`` taken ``floor(w[i])`` times and once more with probability
+  ``w[i] - floor(w[i])``, drawn once from ``seed``. So an epoch holds about ``w`` times a group's faces, and
+  ``w = 0`` leaves them out."""
+  w = np.asarray(w, np.float64)
   extra = np.random.default_rng(seed).random(len(w)) < w - np.floor(w)
-  counts = np.floor(w).astype(np.int64) + extra
-  idx = np.repeat(np.arange(len(w)), counts)
+  idx = np.repeat(np.arange(len(w)), np.floor(w).astype(np.int64) + extra)
   if not len(idx):
-    raise ValueError(f"source weights {weights} leave no training example")
+    raise ValueError("the sampling weights leave no training example")
   return idx
 
 

@@ -4,7 +4,8 @@ Each image gets each degradation with probability ``p`` (independently):
 grayscale; a Gaussian blur (sigma 0.4-1.4 px at the training size); Gaussian
 noise (std 0.01-0.05); JPEG-like compression (8x8 DCT blocks quantised with
 the JPEG luminance table at quality 15-60, on each RGB channel); a colour cast
-(each channel's gain 0.85-1.15). Static shapes throughout: every degradation
+(each channel's gain 0.85-1.15); sepia toning; faded contrast (0.45-0.85 of it
+kept, lifted toward a paper white). Static shapes throughout: every degradation
 is computed for every image and selected per image, so the step compiles once.
 """
 
@@ -24,6 +25,10 @@ _JPEG_LUMA = np.array(
     [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99],
   ], np.float32,
 )  # fmt: skip
+
+
+# The usual sepia tone matrix (rows: output R, G, B from input R, G, B).
+_SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
@@ -71,6 +76,17 @@ def degrade(rng: jax.Array, x: jax.Array, p: float) -> jax.Array:
   x = jnp.where(on[2], blur(x, u(keys[6], 0.4, 1.4)), x)
   noise = jax.random.normal(keys[7], x.shape) * u(keys[8], 0.01, 0.05)[:, None, None, None]
   x = jnp.where(on[3], jnp.clip(x + noise, 0.0, 1.0), x)
-  if x.shape[1] % 8 or x.shape[2] % 8:  # JPEG's blocks need sides in multiples of 8
-    return x
-  return jnp.where(on[4], jpeg_like(x, u(keys[9], 15.0, 60.0)), x)
+  if not (x.shape[1] % 8 or x.shape[2] % 8):  # JPEG's blocks need sides in multiples of 8
+    x = jnp.where(on[4], jpeg_like(x, u(keys[9], 15.0, 60.0)), x)
+  return _aged(jax.random.fold_in(rng, 1), x, p)  # its own keys: the five above draw as they always have
+
+
+def _aged(rng: jax.Array, x: jax.Array, p: float) -> jax.Array:
+  """What old prints and scans add: sepia toning, and faded contrast lifted toward a paper white."""
+  b = x.shape[0]
+  keys = jax.random.split(rng, 4)
+  on = [jax.random.bernoulli(keys[i], p, (b, 1, 1, 1)) for i in range(2)]
+  x = jnp.where(on[0], jnp.clip(x @ jnp.asarray(_SEPIA).T, 0.0, 1.0), x)
+  keep = jax.random.uniform(keys[2], (b, 1, 1, 1), minval=0.45, maxval=0.85)  # the contrast that survives
+  lift = jax.random.uniform(keys[3], (b, 1, 1, 1), minval=0.0, maxval=0.2)
+  return jnp.where(on[1], jnp.clip(x * keep + (1 - keep) * (0.5 + lift), 0.0, 1.0), x)

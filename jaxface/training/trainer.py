@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 from tqdm import tqdm
 
 from jaxface import checkpoint, files, metrics, provenance, sharding, xla_options
@@ -84,12 +85,14 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   )
   train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
   fields = pipeline.train_fields(builder)
-  weighted = None  # the train split's examples, each as often as its source's weight
-  if cfg.source_weights:
-    sources = sharding.primary_first(lambda: arrays.load(builder, "train", ("source",)), "jaxface:sources-read")
-    weighted = pipeline.weighted_indices(sources["source"], cfg.source_weights, cfg.seed)
+  weighted = None  # the train split's examples, each as often as its source's and its stratum's weights say
+  if cfg.source_weights or cfg.balance:
+    weighted = _sampling(builder, cfg)
+    logging.info(
+      "Sampling (source weights %s, balance %s): %d training examples an epoch of %d",
+      cfg.source_weights, cfg.balance, len(weighted), len(train_src),
+    )  # fmt: skip
     train_src = pipeline.Indexed(train_src, weighted)
-    logging.info("Source weights %s: %d training examples an epoch", cfg.source_weights, len(train_src))
 
   # --- model, optimizer, steps ---------------------------------------------
   mdef, params, batch_stats = model_def.init_model(cfg)
@@ -192,3 +195,15 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
       run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
       files.write_json(workdir / "run.json", run)
     return history[-1] if history else {}
+
+
+def _sampling(builder, cfg: config_lib.Config) -> np.ndarray:
+  """The train split's indices for one epoch, by ``cfg.source_weights`` and ``cfg.balance``."""
+  keys = ("source",) * bool(cfg.source_weights) + ("race", "age", "gender") * bool(cfg.balance)
+  cols = sharding.primary_first(lambda: arrays.load(builder, "train", keys), "jaxface:sampling-labels-read")
+  w = np.ones(len(cols[keys[0]]))
+  if cfg.source_weights:
+    w *= pipeline.source_weights(cols["source"], cfg.source_weights)
+  if cfg.balance:
+    w *= pipeline.stratum_weights(cols["race"], cols["age"], cols["gender"], cfg.balance)
+  return pipeline.weighted_indices(w, cfg.seed)

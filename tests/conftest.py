@@ -29,6 +29,26 @@ def xla_flags(devices: int) -> str:
   return f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"
 
 
+# How much farther than an honest pair of runs a compared pair may be. Runs that differ only in the order of their
+# float sums (other device counts) drift apart through Adam, by an amount that varies with the host and its load; a
+# shard read twice or not at all changes every step's batch, and moves a run by percents, far past this factor.
+SPREAD_FACTOR = 10
+FLOAT32_EPS = 2.0**-23
+
+
+def relative_differences(a: dict, b: dict, keys) -> dict:
+  """``|a[k] - b[k]| / |b[k]|`` for each key."""
+  return {k: abs(a[k] - b[k]) / max(abs(b[k]), 1e-30) for k in keys}
+
+
+def assert_within_spread(got: dict, honest: dict, what: str) -> None:
+  """Each relative difference in ``got`` is at most SPREAD_FACTOR times the largest in ``honest``: the same
+  quantities measured between two runs that may differ only by rounding (a float32 epsilon at least)."""
+  scale = max(max(honest.values()), FLOAT32_EPS)
+  far = {k: v for k, v in got.items() if v > SPREAD_FACTOR * scale}
+  assert not far, f"{what}: {far} past {SPREAD_FACTOR} x the honest spread {honest}"
+
+
 REAL_DATA = os.environ.get("JAXFACE_DATA")
 
 

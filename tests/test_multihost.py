@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import portpicker
 import pytest
-from conftest import TINY_WIDTHS, xla_flags
+from conftest import TINY_WIDTHS, assert_within_spread, relative_differences, xla_flags
 
 STEPS_PER_EPOCH = 6  # the fake archive's full/train split in batches of 8
 EPOCHS = 3
@@ -103,18 +103,10 @@ def final_params(workdir: Path) -> dict:
   return restore.load(workdir, "last").params
 
 
-def assert_same_params(a: Path, b: Path) -> None:
-  """Equal but for rounding: the relative L2 distance of the weights is at most 2e-3, leaving out the biases of the
-  convolutions that feed a batch-norm.
-
-  Those biases' true gradient is 0 (the batch-norm takes the mean out), so what they get is rounding noise,
-  which differs with the order of the cross-device sum; Adam scales any gradient to a step of ~lr (1e-3).
-  The other weights' gradients round differently too, and over 18 steps Adam turns that into fractions of a
-  step spread over many weights: 2.9e-4 relative L2 between 2 processes x 2 devices and 1 x 4 on an Intel Xeon
-  with AMX (some weights a step and a half apart), where element-wise tolerances that held on EPYCs failed.
-  Data read wrongly (a shard twice, or not at all) changes every step's gradient: a distance of the order of
-  the weights' whole movement (tens of steps on weights of ~0.1, i.e. percents).
-  """
+def params_distance(a: Path, b: Path) -> float:
+  """The relative L2 distance of two runs' last weights, leaving out the biases of the convolutions that feed a
+  batch-norm: their true gradient is 0 (the batch-norm takes the mean out), so what they get is rounding noise,
+  which Adam scales to a step of ~lr whatever its size."""
   import jax
 
   pa, pb = (jax.tree_util.tree_flatten_with_path(final_params(w))[0] for w in (a, b))
@@ -127,7 +119,16 @@ def assert_same_params(a: Path, b: Path) -> None:
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     diff, norm, compared = diff + ((x - y) ** 2).sum(), norm + (y**2).sum(), compared + x.size
   assert compared > 5000  # the custom CNN's weights, heads included
-  assert (diff / norm) ** 0.5 <= 2e-3, f"relative L2 distance {(diff / norm) ** 0.5:.2e} between {a} and {b}"
+  return float((diff / norm) ** 0.5)
+
+
+KEYS = ("train_loss", "val_loss", "val_age_mae", "val_gender_bce")
+
+
+def distances(a: Path, b: Path) -> dict:
+  """How far run ``a`` ended from run ``b``: its weights and its last epoch's metrics, relative."""
+  ha, hb = (json.loads((w / "history.json").read_text())[-1] for w in (a, b))
+  return {"params": params_distance(a, b), **relative_differences(ha, hb, KEYS)}
 
 
 def shares(outs: list[str], split: str) -> list[list[int]]:
@@ -153,25 +154,25 @@ def assert_tiles(outs: list[str], split: str) -> None:
 
 @pytest.fixture(scope="module")
 def unbroken(tmp_path_factory, fake_archive, tfds_dir):
-  """--input device, 3 epochs: 2 processes of 2 devices and 1 process of 4 (their workdirs and outputs).
+  """--input device, 3 epochs: 2 processes of 2 devices, 1 process of 4, and 1 process of 2 (their workdirs and
+  outputs), and ``spread``: how far 1 x 2 ended from 1 x 4, the honest spread the other comparisons are held to.
 
-  (1 device against 4 in one process is tests/test_train.py's test_four_devices_match_one.)
+  (1 device against 2 and 4 in one process, streamed, is tests/test_train.py's test_four_devices_match_one.)
   """
   d = tmp_path_factory.mktemp("unbroken")
   with Launcher(d, fake_archive[0], tfds_dir) as launch:
-    two = finish(launch(d / "two", 2, 2, *FLAGS))
-    one = finish(launch(d / "one", 1, 4, *FLAGS))
-  return {"two": (d / "two", two), "one": (d / "one", one)}
+    runs = {
+      name: finish(launch(d / name, p, n, *FLAGS)) for name, p, n in (("two", 2, 2), ("one", 1, 4), ("pair", 1, 2))
+    }
+  return {**{name: (d / name, out) for name, out in runs.items()}, "spread": distances(d / "pair", d / "one")}
 
 
 def test_two_processes_train_as_one_process_of_four_devices(unbroken):
-  """Each process reads its devices' blocks; the run equals 1 process x 4 devices."""
+  """Each process reads its devices' blocks; the run ends as close to 1 process x 4 devices as 1 x 2 does."""
   (two, logs), (one, _) = unbroken["two"], unbroken["one"]
-  assert_same_params(two, one)
+  assert_within_spread(distances(two, one), unbroken["spread"], "2 x 2 against 1 x 4")
   h2, h1 = (json.loads((w / "history.json").read_text()) for w in (two, one))
   assert [e["step"] for e in h2] == [e["step"] for e in h1] == [STEPS_PER_EPOCH * (i + 1) for i in range(EPOCHS)]
-  for key in ("train_loss", "val_loss", "val_age_mae", "val_gender_acc"):
-    assert h2[-1][key] == pytest.approx(h1[-1][key], rel=1e-4), key
   assert_tiles(logs, "train")
   assert_tiles(logs, "validation")  # each validation example evaluated once, over both processes
   run = json.loads((two / "run.json").read_text())
@@ -210,7 +211,9 @@ def test_killed_after_an_epoch_and_relaunched_ends_as_the_unbroken_run(unbroken,
     assert not (ckpts / str(EPOCHS * STEPS_PER_EPOCH)).exists(), "the run ended before it was killed"
     again = finish(launch(tmp_path / "broken", 2, 2, *FLAGS))
   assert all(re.search(r"Resumed from .* at epoch [12] \(step (6|12)\)", out) for out in again), again[0][-2000:]
-  assert_same_params(tmp_path / "broken", unbroken["two"][0])
+  assert_within_spread(
+    distances(tmp_path / "broken", unbroken["two"][0]), unbroken["spread"], "resumed against unbroken"
+  )
   h = json.loads((tmp_path / "broken" / "history.json").read_text())
   assert [e["epoch"] for e in h] == list(range(1, EPOCHS + 1))
 
@@ -328,7 +331,9 @@ def test_a_damaged_checkpoint_is_set_aside_once_and_every_process_resumes_from_t
   resumed = last - STEPS_PER_EPOCH
   assert all("Resumed from" in out and f"(step {resumed})" in out for out in outs), outs[1][-2000:]
   assert sorted(p.name for p in (tmp_path / "damaged" / "checkpoints").glob("*.unreadable*")) == [f"{last}.unreadable"]
-  assert_same_params(tmp_path / "damaged", unbroken["two"][0])
+  assert_within_spread(
+    distances(tmp_path / "damaged", unbroken["two"][0]), unbroken["spread"], "resumed against unbroken"
+  )
 
 
 def test_a_process_whose_peers_never_come_stops_saying_so(tmp_path, fake_archive, tfds_dir):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_WIDTHS as TINY
-from conftest import restored_params, tiny_cfg, xla_flags
+from conftest import assert_within_spread, relative_differences, restored_params, tiny_cfg, xla_flags
 
 from jaxface import config as config_lib
 from jaxface import models, xla_options
@@ -109,18 +109,22 @@ def _run_devices(
   return subprocess.run([sys.executable, "-m", "jaxface.train", *args], env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("mode", ["stream"])  # --input device: tests/test_multihost.py (1, 4 and 2x2 devices)
+@pytest.mark.parametrize("mode", ["stream"])  # --input device: tests/test_multihost.py (1 x 2, 1 x 4 and 2 x 2)
 def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir, mode):
+  """4 devices end as close to 1 device as 2 devices do (conftest.assert_within_spread): the sums' order differs
+  with the device count, and nothing else may."""
   runs = {}
-  for n in (1, 4):
+  for n in (1, 2, 4):
     out = _run_devices(n, tmp_path / f"d{n}", fake_archive[0], tfds_dir, mode=mode)
     assert out.returncode == 0, out.stderr[-3000:]
     runs[n] = json.loads((tmp_path / f"d{n}" / "run.json").read_text())
-  assert runs[4]["device"]["count"] == 4 and runs[1]["device"]["count"] == 1
-  assert runs[4]["input"] == runs[1]["input"] == mode
-  a, b = runs[1]["final"], runs[4]["final"]
-  for key in ("train_loss", "val_loss", "val_age_mae", "val_gender_acc"):
-    assert a[key] == pytest.approx(b[key], rel=1e-4), key
+  assert [runs[n]["device"]["count"] for n in (1, 2, 4)] == [1, 2, 4]
+  assert {runs[n]["input"] for n in runs} == {mode}
+  keys = ("train_loss", "val_loss", "val_age_mae", "val_gender_bce")
+  final = {n: r["final"] for n, r in runs.items()}
+  assert_within_spread(
+    relative_differences(final[4], final[1], keys), relative_differences(final[2], final[1], keys), "4 against 1"
+  )
 
 
 def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):

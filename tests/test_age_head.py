@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxface.data import labels
 from jaxface.inference import calibration
 from jaxface.models import heads
 from jaxface.training import losses
@@ -97,6 +98,33 @@ def test_spread_scaled_conformal_coverage_is_nominal_and_adapts():
   assert flat_inside[fresh_sigma == 2.0].mean() > 0.99 and flat_inside[fresh_sigma == 8.0].mean() < 0.85
   with pytest.raises(ValueError, match="scales the interval by the predicted spread"):
     calibration.interval(pred, cal)
+
+
+def test_mondrian_bands_each_get_their_coverage():
+  """Errors that grow with age faster than the spread says: one q over-covers the young and under-covers the old;
+  a q per band of predicted age (band_q) covers 90 % in each band (within 4 standard errors plus the calibration's
+  own sampling error)."""
+  rng = np.random.default_rng(0)
+
+  def faces(n):
+    age = rng.choice([8.0, 30.0, 70.0], n)
+    noise = np.where(age > 60, 9.0, np.where(age < 13, 1.0, 3.0))  # the truth
+    return age, age + rng.normal(0, noise), np.full(n, 3.0)  # a spread that does not know it
+
+  cal = calibration.fit(*faces(3000), 0.9)
+  assert set(cal["band_q"]) == set(labels.AGE_BAND_NAMES)
+  thirty = calibration.fit(np.full(100, 30.0), 30 + rng.normal(0, 1, 100), np.ones(100), 0.9)
+  assert thirty["band_q"]["80+"] == thirty["q"] == thirty["band_q"]["20-39"]  # a band without faces: the overall q
+  age, pred, spread = faces(30000)
+  low, high = calibration.interval(pred, cal, spread)
+  inside = (low <= age) & (age <= high)
+  one_q = {k: v for k, v in cal.items() if k != "band_q"}
+  low1, high1 = calibration.interval(pred, one_q, spread)
+  inside1 = (low1 <= age) & (age <= high1)
+  for a in (8.0, 30.0, 70.0):
+    m = age == a
+    assert abs(inside[m].mean() - 0.9) < 4 * math.sqrt(0.09 / m.sum()) + 0.02, (a, inside[m].mean())
+  assert inside1[age == 8.0].mean() > 0.99 and inside1[age == 70.0].mean() < 0.8
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,11 @@ The scale: with the distribution head, the predicted distribution's standard
 deviation (at least ``MIN_SPREAD``), so faces the model is unsure of get wider
 intervals; with the regression head, 1 year: the same width for every face.
 The quantiles at ``LEVELS`` are stored too, for the reliability curve (``plot``).
+
+Mondrian: q is also fitted within each band of *predicted* age (``labels.AGE_BANDS``; ``band_q``), so each band
+gets its own coverage: a model whose errors grow faster with age than its spread does (the old, say) widens its
+intervals there instead of borrowing the young faces' coverage. A band with too few calibration faces for the
+coverage takes the overall q. A calibration written without ``band_q`` keeps one q for every face.
 """
 
 from __future__ import annotations
@@ -57,6 +62,15 @@ def scores(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None) -> 
   return errors / scale(spread, len(errors))
 
 
+def _enough(n: int, coverage: float) -> bool:
+  return math.ceil((n + 1) * coverage) <= n
+
+
+def predicted_bands(pred_age: np.ndarray) -> np.ndarray:
+  """Each face's band of predicted age (an index into ``labels.AGE_BANDS``; ages past the last band's end clipped)."""
+  return np.array([labels_lib.age_band(min(max(int(a), 0), labels_lib.MAX_AGE)) for a in np.asarray(pred_age)], int)
+
+
 def round_up(q: float, digits: int = 4) -> float:
   """``q`` to ``digits`` decimals, never below it: a quantile rounded down would cover less than it promises."""
   r = round(q, digits)
@@ -70,7 +84,12 @@ def fit(age: np.ndarray, pred_age: np.ndarray, spread: np.ndarray | None, covera
   cal = {"method": METHODS[scaled_by], "coverage": coverage, "scaled_by": scaled_by}
   q = round_up(conformal_quantile(s, coverage))
   cal |= {"half_width": q} if scaled_by == "none" else {"q": q, "min_spread": MIN_SPREAD}
-  levels = {f"{c:g}": round_up(conformal_quantile(s, c)) for c in LEVELS if math.ceil((len(s) + 1) * c) <= len(s)}
+  bands = predicted_bands(pred_age)
+  cal["band_q"] = {
+    name: round_up(conformal_quantile(s[bands == i], coverage)) if _enough((bands == i).sum(), coverage) else q
+    for i, name in enumerate(labels_lib.AGE_BAND_NAMES)
+  }
+  levels = {f"{c:g}": round_up(conformal_quantile(s, c)) for c in LEVELS if _enough(len(s), c)}
   return cal | {"levels": levels, "n": len(s), **about}
 
 
@@ -108,12 +127,15 @@ def interval(
 ) -> tuple[np.ndarray, np.ndarray]:
   """(low, high) around each predicted age (``q``: another level's quantile); ages are not negative."""
   pred_age = np.asarray(pred_age, np.float64)
-  if calibration.get("scaled_by") == "spread":
-    if spread is None:
-      raise ValueError("this calibration scales the interval by the predicted spread, and the model gives none")
-    half = (calibration["q"] if q is None else q) * scale(spread, len(pred_age))
-  else:
-    half = np.full(len(pred_age), calibration["half_width"] if q is None else q, np.float64)
+  by_spread = calibration.get("scaled_by") == "spread"
+  if by_spread and spread is None:
+    raise ValueError("this calibration scales the interval by the predicted spread, and the model gives none")
+  if q is None and "band_q" in calibration:  # Mondrian: each face its predicted band's q
+    per_band = np.array([calibration["band_q"][name] for name in labels_lib.AGE_BAND_NAMES], np.float64)
+    q = per_band[predicted_bands(pred_age)]
+  elif q is None:
+    q = calibration["q" if by_spread else "half_width"]
+  half = q * (scale(spread, len(pred_age)) if by_spread else np.ones(len(pred_age)))
   return np.maximum(pred_age - half, 0.0), pred_age + half
 
 

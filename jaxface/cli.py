@@ -38,9 +38,13 @@ def error(e: BaseException | str) -> int:
 def add_model_flags(p: argparse.ArgumentParser, checkpoints: tuple[str, ...], detectors: tuple[str, ...]) -> None:
   """--workdir | --model, --checkpoint, --detector and --batch-size: the flags of the verbs that run a model on
   photos (``Predictor.from_args`` reads them)."""
-  which = p.add_mutually_exclusive_group(required=True)
+  which = p.add_mutually_exclusive_group()
   which.add_argument("--workdir", help="a trained jaxface workdir")
-  which.add_argument("--model", metavar="FILE", help="a model exported by python -m jaxface.export (.jaxface, .onnx)")
+  which.add_argument(
+    "--model", metavar="FILE",
+    help="a model exported by python -m jaxface.export (.jaxface, .onnx); with neither flag, the model jaxface ships "
+    "(docs/model-card.md: for non-commercial research only)",
+  )  # fmt: skip
   p.add_argument("--checkpoint", default="best", choices=checkpoints, help="with --workdir")
   p.add_argument(
     "--detector", default="cnn", choices=detectors,

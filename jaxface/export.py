@@ -1,4 +1,5 @@
 """python -m jaxface.export --workdir DIR --out FILE [--format jaxface|onnx] [--checkpoint best|last] [--tta none|flip]
+                           [--weights float32|float16] [--with-detector]
 
 Serialises a trained model's evaluation-mode forward pass: with jax.export
 (``--format jaxface``, the default: one file, weights inside, for cpu, cuda
@@ -30,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--detector", action="store_true", help="with --format onnx: the face detector's network")
   p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
   p.add_argument("--tta", default="none", choices=TTA, help="flip: average each face with its mirror")
+  p.add_argument(
+    "--weights", default="float32", choices=("float32", "float16"),
+    help="--format jaxface: how the weights are stored (float16: half the file; computed in float32)",
+  )  # fmt: skip
+  p.add_argument(
+    "--with-detector", action="store_true",
+    help="--format jaxface: carry the face detector's pinned .tflite too, so the file labels photos offline",
+  )  # fmt: skip
   args = p.parse_args(argv)
   if args.detector != (args.workdir is None) or (args.detector and args.format != "onnx"):
     p.error("give --workdir, or --detector with --format onnx")
@@ -42,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.format == "onnx":
       out, worst = export.export_onnx(args.workdir, args.out, args.checkpoint, args.tta)
     else:
-      out, worst = export.export(args.workdir, args.out, args.checkpoint, args.tta), None
+      out = export.export(args.workdir, args.out, args.checkpoint, args.tta, args.weights, args.with_detector)
+      worst = None
     if worst is not None:
       checked = "; onnxruntime = JAX to " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
   except (FileNotFoundError, ValueError, DetectorError) as e:  # jaxpr_onnx.Unsupported (an op with no exact export)

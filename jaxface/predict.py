@@ -1,9 +1,9 @@
-"""python -m jaxface.predict PATH [PATH ...] --workdir DIR | --model FILE [--out FILE] [--csv] [--annotate OUTDIR]
+"""python -m jaxface.predict PATH [PATH ...] [--workdir DIR | --model FILE] [--out FILE] [--csv] [--annotate OUTDIR]
 
 Finds the faces in photos (files or folders, recursively; JPEG, PNG, WebP,
 BMP; EXIF orientation honoured) with a CNN detector (BlazeFace; --detector
 haar for OpenCV's cascade), turns each upright by its eyes and crops it as
-UTKFace's aligned crops look, and predicts age and gender with a trained workdir. One JSON line per face
+UTKFace's aligned crops look, and predicts age and gender with a trained workdir, an exported model, or the model jaxface ships (neither flag). One JSON line per face
 (file, face, box, age, gender, p_female, score) to stdout or --out; --csv for
 a table. Images without a face and unreadable files get a line too, with
 their status; the exit code is 1 when any input failed.

@@ -90,6 +90,72 @@ def test_export_of_a_missing_workdir_and_a_bad_file_say_what_is_wrong(tmp_path, 
     ExportedModel(tmp_path / "bad.jaxface")
 
 
+def test_a_float16_export_carrying_the_detector_labels_offline_as_the_default_model(
+  trained, photos, tmp_path, monkeypatch
+):
+  """--weights float16 --with-detector: about half the float32 file (the zip holds the detector too), outputs
+  within float16's rounding of the workdir's; as the shipped model, with an empty cache and no package index, it
+  converts the detector it carries and labels the astronaut."""
+  from jaxface import export, shipped
+
+  f32, f16 = tmp_path / "f32.jaxface", tmp_path / "f16.jaxface"
+  assert export.main(["--workdir", str(trained), "--out", str(f32)]) == 0
+  assert export.main(["--workdir", str(trained), "--out", str(f16), "--weights", "float16", "--with-detector"]) == 0
+  import zipfile
+
+  with zipfile.ZipFile(f16) as z:
+    assert z.getinfo(shipped.DETECTOR).file_size > 100_000 and json.loads(z.read("meta.json"))["weights"] == "float16"
+  rng = np.random.default_rng(0)
+  a, b = Predictor.from_export(f32), Predictor.from_export(f16)
+  crops = rng.integers(0, 256, (4, a.size, a.size, 3), dtype=np.uint8)
+  got, want = b.run(crops), a.run(crops)
+  assert 0 < np.abs(got["age"] - want["age"]).max() < 0.05 and np.abs(got["p_female"] - want["p_female"]).max() < 5e-3
+  (tmp_path / "astronaut.jpg").write_bytes(photos["astronaut.jpg"])
+  env = {"JAXFACE_CACHE": str(tmp_path / "empty-cache"), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+  code = f"""
+import json
+from jaxface import Predictor, shipped
+shipped.MODEL = __import__("pathlib").Path({str(f16)!r})
+print(json.dumps(Predictor.shipped().predict({str(tmp_path / "astronaut.jpg")!r})))
+"""
+  import os
+
+  res = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+  )
+  assert res.returncode == 0, res.stderr[-3000:]
+  (rec,) = json.loads(res.stdout.strip().splitlines()[-1])
+  assert rec["status"] == "ok" and (tmp_path / "empty-cache" / "detector").is_dir()
+
+
+def test_damaged_exports_are_refused_in_one_line(trained, exported, tmp_path):
+  """A meta.json that is not an object, has no image size, or inflates past its cap (a zip bomb); a forward pass
+  that is not one; a size that does not match the forward's."""
+  import zipfile
+
+  from jaxface.inference.exported import FORWARD, META, ExportedModel
+
+  with zipfile.ZipFile(exported) as z:
+    meta, forward = json.loads(z.read(META)), z.read(FORWARD)
+
+  def write(name, entries):
+    with zipfile.ZipFile(tmp_path / name, "w", compression=zipfile.ZIP_DEFLATED) as z:
+      for k, v in entries.items():
+        z.writestr(k, v)
+    return tmp_path / name
+
+  cases = {
+    "list.jaxface": ({META: "[]", FORWARD: forward}, "export format 'list'"),
+    "nosize.jaxface": ({META: json.dumps({k: v for k, v in meta.items() if k != "image_size"}), FORWARD: forward}, "no image size"),
+    "bomb.jaxface": ({META: json.dumps(meta) + " " * (2**20 + 1), FORWARD: forward}, "would inflate to"),
+    "forward.jaxface": ({META: json.dumps(meta), FORWARD: b"garbage" * 100}, "cannot be read"),
+    "size.jaxface": ({META: json.dumps({**meta, "image_size": meta["image_size"] * 2}), FORWARD: forward}, "takes"),
+  }  # fmt: skip
+  for name, (entries, why) in cases.items():
+    with pytest.raises(ValueError, match=why):
+      ExportedModel(write(name, entries))
+
+
 def test_predict_astronaut_and_cat(client, photos):
   r = client.post("/v1/predict", files=[("files", (n, photos[n], "image/jpeg")) for n in ("astronaut.jpg", "cat.jpg")])
   assert r.status_code == 200, r.text

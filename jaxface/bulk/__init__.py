@@ -1,4 +1,4 @@
-"""Bulk labelling on Ray Data: ``python -m jaxface.bulk INPUT ... --model FILE | --workdir DIR --out DIR``.
+"""Bulk labelling on Ray Data: ``python -m jaxface.bulk INPUT ... [--model FILE | --workdir DIR] --out DIR``.
 
 Photos on a filesystem that every node sees go through two stages: ``Crops``
 actors read, detect and crop (CPU), and ``Labels`` actors hold the exported

@@ -1,4 +1,4 @@
-"""python -m jaxface.bulk INPUT [INPUT ...] --model FILE | --workdir DIR --out DIR [--address ADDR]
+"""python -m jaxface.bulk INPUT [INPUT ...] [--model FILE | --workdir DIR] --out DIR [--address ADDR]
 
 Labels the faces of many photos on Ray Data, and writes one Parquet row per
 face with the fields of ``python -m jaxface.predict`` (file, status, face,
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from jaxface import cli, faces
+from jaxface import cli, faces, shipped
 from jaxface.data import manifest
 from jaxface.inference import CHECKPOINTS
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
   try:
     items = inputs.items(args.inputs)
-    model = Path(args.model) if args.model else _export(args.workdir, args.checkpoint, out / "_model")
+    model = _export(args.workdir, args.checkpoint, out / "_model") if args.workdir else Path(args.model or shipped.model())
     size = Predictor.from_export(model, detect=False).size  # a bad model file is one line, before Ray starts
     if not args.no_detect:
       faces.ready(args.detector)

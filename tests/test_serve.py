@@ -1,5 +1,7 @@
 """Export and serving: the exported file against the workdir, the REST API on real photos and bad input."""
 
+import concurrent.futures
+import contextlib
 import io
 import json
 import subprocess
@@ -268,7 +270,7 @@ def test_the_serve_command_brings_the_page_up(trained):
 
 
 def test_one_request_gives_the_records_and_the_annotated_image(client, photos):
-  """The page's one request: ``?annotate=true`` adds each image boxed and labelled, as a PNG data URL."""
+  """The page's one request: ``?annotate=true`` adds each image boxed and labelled, as a JPEG data URL."""
   import base64
 
   files = [("files", (n, photos[n], "image/jpeg")) for n in ("astronaut.jpg", "cat.jpg")]
@@ -280,7 +282,7 @@ def test_one_request_gives_the_records_and_the_annotated_image(client, photos):
   assert client.get("/v1/model").json()["model_calls"] == calls + 1  # the model ran once, for the one face
   head, data = got["annotated"][0].split(",", 1)
   img = Image.open(io.BytesIO(base64.b64decode(data)))
-  assert head == "data:image/png;base64" and img.format == "PNG" and img.size == (512, 512)
+  assert head == "data:image/jpeg;base64" and img.format == "JPEG" and img.size == (512, 512)
   assert np.abs(np.asarray(img.convert("RGB"), float) - skdata.astronaut()).max() > 100  # a box was drawn
   assert "annotated" not in client.post("/v1/predict", files=files[:1]).json()
 
@@ -319,38 +321,41 @@ def test_an_answer_past_its_deadline_is_a_504_and_the_server_goes_on(trained, ph
 
 
 def test_the_gate_keeps_order_and_refuses_past_its_queue():
-  """One place and one waiting: the second request waits for the first, the third is refused with 503."""
+  """One place and one waiting: the second request waits for the first, the third is not let in (503 before its
+  body is read: tests/test_abuse.py), and once the line empties a request is let in again."""
   import asyncio
 
-  from fastapi import HTTPException
-
-  from jaxface.serving.app import Gate
+  from jaxface.serving.gate import Gate
 
   async def scenario():
     gate, order = Gate(max_active=1, max_waiting=1), []
     release = asyncio.Event()
 
     async def request(name, hold):
-      async with gate.place():
-        order.append(name)
-        if hold:
-          await release.wait()
+      if not gate.admit():
+        return False
+      try:
+        async with gate.place():
+          order.append(name)
+          if hold:
+            await release.wait()
+      finally:
+        gate.leave()
+      return True
 
     first = asyncio.create_task(request("first", True))
     await asyncio.sleep(0)
     second = asyncio.create_task(request("second", False))
     await asyncio.sleep(0)
-    with pytest.raises(HTTPException) as refused:
-      await request("third", False)
-    assert order == ["first"] and gate.waiting == 1
+    refused = not await request("third", False)
+    assert order == ["first"] and gate.inside == 2
     release.set()
     await asyncio.gather(first, second)
-    await request("fourth", False)  # the queue emptied: served again
-    return order, refused.value
+    assert await request("fourth", False)  # the line emptied: let in again
+    return order, refused
 
   order, refused = asyncio.run(scenario())
-  assert order == ["first", "second", "fourth"]
-  assert refused.status_code == 503 and "busy" in refused.detail and refused.headers == {"Retry-After": "1"}
+  assert order == ["first", "second", "fourth"] and refused
 
 
 def test_a_slow_body_is_a_408_and_never_holds_up_a_normal_request(trained, photos):
@@ -399,3 +404,128 @@ def test_a_slow_body_is_a_408_and_never_holds_up_a_normal_request(trained, photo
       s.close()
     server.should_exit = True
     thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def served(app):
+  """``app`` on a real uvicorn server on a free loopback port, stopped at the end; yields the port."""
+  import threading
+
+  import portpicker
+  import uvicorn
+
+  port = portpicker.pick_unused_port()
+  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+  thread = threading.Thread(target=server.run, daemon=True)
+  thread.start()
+  try:
+    while not server.started:
+      time.sleep(0.05)
+    yield port
+  finally:
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _answer(s) -> bytes:
+  s.settimeout(20)
+  got = b""
+  while not got.rstrip().endswith(b"}"):
+    chunk = s.recv(4096)
+    if not chunk:
+      break
+    got += chunk
+  return got
+
+
+def test_a_request_past_the_line_is_refused_before_its_body_and_a_chunked_413_closes(trained, photos):
+  """max_active 1, max_waiting 0, one slow request at work: the next gets 503 having sent its headers alone; a
+  chunked body past the limit gets 413 with Connection: close, and the server stops reading it."""
+  import socket
+  import threading
+
+  import httpx2 as httpx
+
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  app = create_app(_Slow(predictor, 4.0), predictor.info, limits=Limits(max_active=1, max_waiting=0, max_files=1))
+  with served(app) as port:
+    slow = threading.Thread(
+      target=httpx.post, args=(f"http://127.0.0.1:{port}/v1/predict",),
+      kwargs={"files": {"files": ("slow.jpg", photos["astronaut.jpg"], "image/jpeg")}, "timeout": 60},
+    )  # fmt: skip
+    slow.start()
+    time.sleep(1.0)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+      s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 5000000\r\n\r\n")  # fmt: skip
+      answer = _answer(s)  # not one byte of the body sent
+    assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" in answer.lower(), answer
+    slow.join()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+      s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+      part = (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+      )
+      s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+      chunk = b"x" * 2**20
+      sent, answer = 0, b""
+      s.settimeout(0.2)
+      with contextlib.suppress(OSError):  # the server closes while we still send
+        while sent < 200 * 2**20 and not answer:
+          s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+          sent += len(chunk)
+          with contextlib.suppress(TimeoutError):
+            answer = s.recv(4096)
+      assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer[:300]
+      assert sent < 100 * 2**20  # refused near the limit (10 MB a file here), not read to the end
+
+
+def test_a_huge_or_bomb_sized_photo_is_reduced_or_a_413(trained, photos):
+  """A 4096 px upload is decoded reduced: its box is in its own pixels (8x the 512 px photo's, within a few
+  pixels); a PNG header of 20000 x 20000 is a 413 naming the pixel limit, as the docs say."""
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  astronaut = Image.open(io.BytesIO(photos["astronaut.jpg"]))
+  big = io.BytesIO()
+  astronaut.resize((4096, 4096), Image.Resampling.BILINEAR).save(big, format="PNG")
+  header = io.BytesIO()
+  Image.new("1", (20000, 20000)).save(header, format="PNG")
+  with TestClient(create_app(predictor, predictor.info, limits=Limits(max_bytes=50 * 2**20))) as c:
+    small = c.post("/v1/predict", files={"files": ("a.jpg", photos["astronaut.jpg"], "image/jpeg")}).json()
+    large = c.post("/v1/predict", files={"files": ("a.png", big.getvalue(), "image/png")}).json()
+    bomb = c.post("/v1/predict", files={"files": ("bomb.png", header.getvalue(), "image/png")})
+  a, b = small["records"][0], large["records"][0]  # the best face of each
+  np.testing.assert_allclose(np.asarray(b["box"]) / 8, a["box"], atol=4)
+  assert bomb.status_code == 413 and "bomb.png: " in bomb.json()["detail"] and "pixels" in bomb.json()["detail"]
+
+
+def test_work_a_504_abandoned_never_runs_beside_newer_requests_work(trained, photos):
+  """max_active 1: four requests time out (504) while their detections go on; no more than one detection ever
+  runs at once."""
+  import threading
+
+  predictor = Predictor.from_workdir(trained, batch_size=4)
+  running, most, lock = 0, 0, threading.Lock()
+
+  class Counted(_Slow):
+    def faces(self, photo, detect):
+      nonlocal running, most
+      with lock:
+        running += 1
+        most = max(most, running)
+      try:
+        return super().faces(photo, detect)
+      finally:
+        with lock:
+          running -= 1
+
+  app = create_app(Counted(predictor, 1.5), predictor.info, limits=Limits(max_active=1, answer_s=0.5))
+  with TestClient(app) as c:
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    files = {"files": ("slow.jpg", photos["astronaut.jpg"], "image/jpeg")}
+    codes = list(pool.map(lambda _: c.post("/v1/predict", files=files).status_code, range(4)))
+    assert codes == [504] * 4
+    deadline = time.monotonic() + 30
+    while running and time.monotonic() < deadline:
+      time.sleep(0.1)
+  assert most == 1

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
   try:
     items = inputs.items(args.inputs)
-    model = _export(args.workdir, args.checkpoint, out / "_model") if args.workdir else Path(args.model or shipped.model())
+    model = (
+      _export(args.workdir, args.checkpoint, out / "_model") if args.workdir else Path(args.model or shipped.model())
+    )
     size = Predictor.from_export(model, detect=False).size  # a bad model file is one line, before Ray starts
     if not args.no_detect:
       faces.ready(args.detector)

@@ -4,7 +4,7 @@ from jaxface.faces.crop import crop
 from jaxface.faces.detect import DETECTORS, detect, detect_many, ready
 from jaxface.faces.draw import annotate, drawn
 from jaxface.faces.face import DetectorError, Face
-from jaxface.faces.photos import FORMATS, IMAGE_SUFFIXES, NOT_AN_IMAGE, Photo, expand_inputs, load_photo
+from jaxface.faces.photos import FORMATS, IMAGE_SUFFIXES, NOT_AN_IMAGE, Photo, expand_inputs, load_photo, reduced
 
 __all__ = [
   "DETECTORS",
@@ -21,5 +21,6 @@ __all__ = [
   "drawn",
   "expand_inputs",
   "load_photo",
+  "reduced",
   "ready",
 ]

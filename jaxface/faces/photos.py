@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,6 +42,28 @@ def expand_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[dict]]:
     else:
       problems.append({"file": str(p), "status": "error", "error": "no such file or folder"})
   return files, problems
+
+
+def reduced(img: Image.Image, max_side: int) -> tuple[Image.Image, float]:
+  """An opened image decoded as RGB, EXIF-oriented, its longer side at most ``max_side``, and the factor from its
+  pixels to the original's. A JPEG is decoded at the reduced scale (``draft``: 1/2 to 1/8 of it, never under
+  ``max_side``), so a large one never exists in memory at full size; other formats are decoded, then reduced."""
+  w, h = img.size
+  if max(w, h) > max_side and img.format == "JPEG":
+    k = max(w, h) / max_side
+    img.draft("RGB", (math.ceil(w / k), math.ceil(h / k)))
+  img.load()
+  if (f := max(img.size) // max_side) >= 2:
+    img = img.reduce(f)  # a box filter of f x f, in place of a resize from the full size
+  if max(img.size) > max_side:
+    img = img.resize(_fit(img.size, max_side), Image.Resampling.BILINEAR)
+  out = to_rgb(ImageOps.exif_transpose(img))
+  return out, max(w, h) / max(img.size)
+
+
+def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+  k = max_side / max(size)
+  return max(round(size[0] * k), 1), max(round(size[1] * k), 1)
 
 
 def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = None) -> Photo:

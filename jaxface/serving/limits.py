@@ -13,9 +13,15 @@ class Limits:
   body_s: float = 60.0  # for a request's body to arrive (408 after)
   answer_s: float = 30.0  # for the answer, once the body is in (504 after)
   max_active: int = 16  # requests at work at once (decoding, detection, the model)
-  max_waiting: int = 256  # requests waiting for their turn; more are refused with 503 at once
+  max_waiting: int = 32  # requests let in beyond max_active (their bodies arriving, or in line); more: 503 at once
+  decode_pixels: int = 2 * 40_000_000  # decoded at once across all requests (a decode waits for its pixels)
 
   @property
   def max_body(self) -> int:
     """A whole request: every file at its limit, plus room for the multipart framing."""
     return self.max_files * self.max_bytes + 64 * 2**10
+
+  @property
+  def max_spooled(self) -> int:
+    """The most request bodies may take on disk at once: every request let in, each at its limit."""
+    return (self.max_active + self.max_waiting) * self.max_body

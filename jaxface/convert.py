@@ -25,7 +25,6 @@ with no training at all.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from flax import nnx
@@ -116,4 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -12,7 +12,6 @@ machine that will be offline, say).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from jaxface import cli
@@ -34,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

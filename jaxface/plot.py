@@ -8,7 +8,6 @@ side, predicted vs true age, age MAE per age band, gender confusion matrices
 from __future__ import annotations
 
 import argparse
-import sys
 
 from jaxface import cli, figures
 
@@ -29,4 +28,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--tracks", metavar="FILE", help="videos: where the per-track summaries go (JSON lines)")
   args = p.parse_args(argv)
   cli.setup_logging(logging.WARNING)
+  if args.every is not None and args.every < 1:
+    return cli.error(f"--every {args.every}: the detector runs every N frames; give 1 or more")
+  for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is written escaped, never a crash
+    stream.reconfigure(errors="backslashreplace")
   compile_cache.enable()
   try:
     predictor = Predictor.from_args(args, detect=not args.no_detect)
@@ -61,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
   if videos:
     return _videos(predictor, videos, args)
   files, problems = faces.expand_inputs(args.paths)
-  out = open(args.out, "w", newline="") if args.out else sys.stdout
+  copies = annotated_paths(files, args.annotate, None) if args.annotate else {}
+  if (clash := _overwrites(copies)) is not None:
+    return cli.error(clash)
+  out = _open_out(args.out)
   writer = csv.DictWriter(out, FIELDS, extrasaction="ignore") if args.csv else None
   if writer:
     writer.writeheader()
@@ -80,10 +87,8 @@ def main(argv: list[str] | None = None) -> int:
       faces_of = by_file.setdefault(rec["file"], [])
       if rec["status"] == "ok":
         faces_of.append(rec)
-  # Copies keep their paths below the photos' common folder: x/face.jpg and y/face.jpg stay apart.
-  base = Path(os.path.commonpath([Path(f).resolve().parent for f in by_file])) if by_file else None
   for file, recs in by_file.items():
-    faces.annotate(faces.load_photo(file), recs, Path(args.annotate), Path(file).resolve().relative_to(base))
+    faces.annotate(faces.load_photo(file), recs, copies[file].parent, copies[file].name)
   if args.out:
     out.close()
   print(
@@ -91,6 +96,42 @@ def main(argv: list[str] | None = None) -> int:
     file=sys.stderr,
   )
   return cli.SOME_FAILED if counts["error"] else cli.OK
+
+
+def annotated_paths(files: list[Path], outdir: str, suffix: str | None) -> dict[str, Path]:
+  """Where each input's annotated copy goes: its path below the inputs' common folder, under ``outdir`` (so
+  x/face.jpg and y/face.jpg stay apart), with ``suffix`` (default: the input's own when it is an image's)."""
+  if not files:
+    return {}
+  base = Path(os.path.commonpath([Path(f).resolve().parent for f in files]))
+  out = {}
+  for f in files:
+    dest = Path(outdir).resolve() / Path(f).resolve().relative_to(base)
+    if suffix or dest.suffix.lower() not in faces.IMAGE_SUFFIXES:
+      dest = dest.with_suffix(suffix or ".png")
+    out[str(f)] = dest
+  return out
+
+
+def _overwrites(copies: dict[str, Path]) -> str | None:
+  """Why writing ``copies`` would destroy an input (None: it would not)."""
+  inputs = {Path(f).resolve() for f in copies}
+  for f, dest in copies.items():
+    if dest in inputs:
+      return (
+        f"--annotate would overwrite the input {dest} with {f}'s annotated copy; give a folder apart from the inputs"
+      )
+  return None
+
+
+def _open_out(path: str | None):
+  """The records' file (stdout when None); a name that is not UTF-8 is written escaped."""
+  if path is None:
+    return sys.stdout
+  try:
+    return open(path, "w", newline="", errors="backslashreplace")
+  except OSError as e:
+    raise cli.UsageError(f"cannot write {path}: {e.strerror}") from None
 
 
 VIDEO_FIELDS = ("file", "frame", "time_s", "track", *FIELDS[1:])
@@ -105,17 +146,19 @@ def _videos(predictor: Predictor, videos: list[str], args) -> int:
   if args.no_detect or args.detector != "cnn":
     return cli.error("videos follow faces with the cnn detector: drop --no-detect and --detector haar")
   labeller = label.VideoLabeller(predictor, every=args.every or label.DEFAULT_EVERY)
-  out = open(args.out, "w", newline="") if args.out else sys.stdout
+  copies = annotated_paths([Path(v) for v in videos], args.annotate, ".mp4") if args.annotate else {}
+  if (clash := _overwrites(copies)) is not None:
+    return cli.error(clash)
+  out = _open_out(args.out)
   tracks_path = args.tracks or (f"{args.out}.tracks.jsonl" if args.out else None)
-  tracks = open(tracks_path, "w") if tracks_path else sys.stderr
+  tracks = _open_out(tracks_path) if tracks_path else sys.stderr
   writer = csv.DictWriter(out, VIDEO_FIELDS, extrasaction="ignore") if args.csv else None
   if writer:
     writer.writeheader()
   failed = 0
   for video in videos:
-    annotated = Path(args.annotate) / f"{Path(video).stem}.mp4" if args.annotate else None
     try:
-      for rec in labeller.run(video, annotated):
+      for rec in labeller.run(video, copies.get(str(Path(video)))):
         if writer:
           writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in rec.items()})
         else:
@@ -137,4 +180,4 @@ def _videos(predictor: Predictor, videos: list[str], args) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

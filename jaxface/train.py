@@ -72,4 +72,4 @@ def _failed(code: int, line: str) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
   args = p.parse_args(argv)
   cli.setup_logging(logging.WARNING)
   out = Path(args.out)
+  if out.exists() and not out.is_dir():
+    return cli.error(f"--out {out} is a file; give a folder for the records")
   if out.exists() and any(f for f in out.iterdir() if not f.name.startswith(("_", "."))):
     return cli.error(f"{out} is not empty; give a new folder for the records")
   from jaxface.bulk import inputs, job
@@ -75,4 +77,4 @@ def _export(workdir: str, checkpoint: str, where: Path) -> Path:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -30,6 +30,9 @@ from jaxface.video import frames as frames_lib
 from jaxface.video.track import Tracker
 
 DEFAULT_EVERY = 5  # frames between full detections (benchmarks/video.py measures the choice)
+# Frames held before their faces go through the model and their records out: a video with few faces never holds more
+# (nor the annotated output more frames) than this, however long it is.
+FLUSH_FRAMES = 32
 MIN_SPREAD = 0.5  # years: a floor under a frame's spread, so that no one frame outweighs all the others
 
 
@@ -100,8 +103,8 @@ class VideoLabeller:
         rec = {"file": str(path), "frame": index, "time_s": round(t, 3), "track": track.id, "status": "ok",
                "box": list(face.box), "score": face.score}  # fmt: skip
         recs.append((rec, faces.crop(image, face, size)))
-      pending.append((index, t, image, recs))
-      if sum(len(r) for *_, r in pending) >= self.predictor.batch_size:
+      pending.append((index, t, image if annotate is not None else None, recs))  # a frame kept only to be drawn
+      if len(pending) >= FLUSH_FRAMES or sum(len(r) for *_, r in pending) >= self.predictor.batch_size:
         yield from flush()
     yield from flush()
     if writer is not None:

@@ -77,7 +77,7 @@ def test_cli_jsonl_csv_annotate_and_failures(trained, photos, tmp_path, capsys):
   errors = {r["file"].rsplit("/", 1)[1]: r["error"] for r in by_status["error"]}
   assert "not a readable image" in errors["broken.jpg"] and "no images" in errors["empty_folder"]
   assert "1 faces, 2 without a face, 2 failed" in capsys.readouterr().err
-  annotated = Image.open(tmp_path / "ann" / "astronaut.jpg")
+  annotated = Image.open(tmp_path / "ann" / photos.name / "astronaut.jpg")  # below the inputs' common folder
   assert annotated.size == (512, 512)
   assert not np.array_equal(np.asarray(annotated), np.asarray(Image.open(photos / "astronaut.jpg")))
   assert (

@@ -152,3 +152,17 @@ def test_plan_gives_the_cpus_to_the_crops_and_a_gpu_to_each_model_actor():
   }  # fmt: skip
   p = job.plan({"CPU": 16.0, "GPU": 2.0})
   assert (p["crop_actors"], p["crop_cpus"], p["label_actors"], p["label_gpus"], p["label_cpus"]) == (16, 1.0, 2, 1, 0)
+
+
+def test_a_path_with_brackets_is_that_path_and_a_glob_walks_folders(tmp_path):
+  from PIL import Image
+
+  from jaxface.bulk import inputs
+
+  holiday = tmp_path / "Holiday [2019]"
+  (holiday / "day1").mkdir(parents=True)
+  Image.new("RGB", (8, 8)).save(holiday / "day1" / "a.jpg")
+  got = inputs.items([str(holiday)])
+  assert [Path(i["file"]).name for i in got] == ["a.jpg"] and got[0]["error"] is None
+  walked = inputs.items([str(tmp_path / "Holiday*")])  # a glob that matches a folder walks it
+  assert [Path(i["file"]).name for i in walked] == ["a.jpg"]

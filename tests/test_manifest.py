@@ -444,3 +444,41 @@ def test_balance_weights_strata_by_their_size_with_a_cap():
   assert np.allclose(pipeline.stratum_weights(race, age, gender, 0.0), 1.0)
   idx = pipeline.weighted_indices(w, seed=0)
   assert len(idx) == 400 + 200 + 16 + 200 and np.bincount(idx, minlength=len(w)).max() == 4
+
+
+def test_manifest_reading_mistakes_are_named_by_line(tmp_path):
+  """Excel's byte-order mark is read; a column named twice, JSON's true as an age, a path through a symbolic link
+  out of the folder, and a box mostly outside its photo are refused, naming the line."""
+  import os
+
+  _jpeg(tmp_path / "a.jpg", 1, size=(40, 30))
+  (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfpath,age,gender\na.jpg,30,f\n")
+  assert manifest.read(tmp_path / "bom.csv")[0].age_min == 30
+  (tmp_path / "twice.csv").write_text("path,age,age\na.jpg,30,40\n")
+  with pytest.raises(manifest.ManifestError, match=r"twice.csv, line 1: the header names \['age'\] more than once"):
+    manifest.read(tmp_path / "twice.csv")
+  (tmp_path / "bool.jsonl").write_text('{"path": "a.jpg", "age": true}\n')
+  with pytest.raises(manifest.ManifestError, match="bool.jsonl, line 1: age true is not a number"):
+    manifest.read(tmp_path / "bool.jsonl")
+  outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+  outside.mkdir()
+  _jpeg(outside / "secret.jpg", 2)
+  os.symlink(outside, tmp_path / "link")
+  (tmp_path / "link.csv").write_text("path,age\nlink/secret.jpg,30\n")
+  with pytest.raises(manifest.ManifestError, match="link.csv, line 2: .*symbolic link"):
+    manifest.read(tmp_path / "link.csv")
+  (tmp_path / "box.csv").write_text("path,age,box\na.jpg,30,0 0 40 30\na.jpg.x,1,0 0 1 1\n")
+  (tmp_path / "far.csv").write_text("path,age,box\na.jpg,30,0 0 400000 300000\n")
+  with pytest.raises(manifest.ManifestError, match="far.csv, line 2: box .* mostly outside its 40x30 photo a.jpg"):
+    manifest.read(tmp_path / "far.csv")
+  assert manifest.read(tmp_path / "box.csv")[0].box == (0, 0, 40, 30)  # a box that fits; a missing photo: the build's
+
+
+def test_a_layout_that_fails_its_check_leaves_no_manifest(tmp_path):
+  for age in ("30", "999"):  # 999 is no age: the read-back refuses its row
+    (tmp_path / "faces" / age / "f").mkdir(parents=True)
+    _jpeg(tmp_path / "faces" / age / "f" / "a.jpg")
+  out = tmp_path / "out.csv"
+  with pytest.raises(manifest.ManifestError, match="age 999 is outside"):
+    layouts.import_layout("folder", tmp_path / "faces", out)
+  assert not out.exists()

@@ -37,9 +37,10 @@ def items(inputs: list[str]) -> list[dict]:
   out = []
   for item in inputs:
     p = Path(item).expanduser()
-    if GLOB & set(item):
-      found = sorted(f for f in map(Path, glob.glob(item, recursive=True)) if f.suffix.lower() in faces.IMAGE_SUFFIXES)
-      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in found if f.is_file()]
+    if GLOB & set(item) and not p.exists():  # a path that exists is that path, brackets and all ("Holiday [2019]")
+      matched = [Path(m) for m in glob.glob(item, recursive=True)]
+      found, _ = faces.expand_inputs(f for f in matched if f.is_dir() or f.suffix.lower() in faces.IMAGE_SUFFIXES)
+      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in found]
       if not found:
         out.append({"file": item, "path": None, "error": "the pattern matches no image"})
     elif p.is_file() and p.suffix.lower() in PATH_LISTS:

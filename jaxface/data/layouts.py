@@ -246,8 +246,12 @@ def import_layout(layout: str, root: str | os.PathLike, out: str | os.PathLike) 
       raise LayoutError(f"{r['path']}: outside the manifest's folder {base}; write the manifest at or above {root}")
     r["path"] = Path(rel).as_posix()
   manifest_lib.write(out, rows)
-  checked = manifest_lib.read(out)
-  missing = [r.path for r in checked if not (base / r.path).is_file()]
-  if missing:
-    raise LayoutError(f"{out}: {len(missing)} listed images do not exist, e.g. {missing[0]}")
+  try:  # a manifest that fails its check is not left behind to be used
+    checked = manifest_lib.read(out)
+    missing = [r.path for r in checked if not (base / r.path).is_file()]
+    if missing:
+      raise LayoutError(f"{out}: {len(missing)} listed images do not exist, e.g. {missing[0]}")
+  except (LayoutError, manifest_lib.ManifestError):
+    out.unlink(missing_ok=True)
+    raise
   return {"layout": layout, "root": str(root), "manifest": str(out), "rows": len(checked), "licence": LICENCES[layout]}

@@ -3,7 +3,8 @@
 One row per image. Columns (CSV header names; JSONL keys):
 
 - ``path`` (required): the image, relative to the manifest's folder. An
-  absolute path, or one that leaves that folder (``..``), is refused.
+  absolute path, or one that leaves that folder (``..``, or a symbolic link
+  that leads out of it), is refused.
 - the age, one of:
   - ``age``: years (whole or not);
   - ``age_min`` and ``age_max``: a range, both ends inclusive (Adience's
@@ -28,12 +29,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from PIL import Image
+
+from jaxface import files
 from jaxface.data import labels as labels_lib
 
 SUFFIXES = (".csv", ".jsonl")
@@ -87,6 +92,8 @@ def is_manifest(path: str | os.PathLike | None) -> bool:
 def _number(v, what: str) -> float | None:
   if v is None or (isinstance(v, str) and not v.strip()):
     return None
+  if isinstance(v, bool):  # JSON's true is not 1 year
+    raise ValueError(f"{what} {json.dumps(v)} is not a number")
   try:
     x = float(v)
   except (TypeError, ValueError):
@@ -144,12 +151,31 @@ def _box(v) -> tuple[float, float, float, float] | None:
   return box
 
 
+def _box_outside(image: Path, box: tuple[float, float, float, float]) -> str | None:
+  """Why ``box`` does not fit its photo (over half of it outside), from the photo's header; None when it fits or
+  the photo cannot be opened (the build names a missing or unreadable photo)."""
+  try:
+    with Image.open(image) as img:
+      w, h = img.size
+  except (OSError, ValueError, Image.DecompressionBombError):
+    return None
+  x, y, bw, bh = box
+  inside = max(0.0, min(x + bw, w) - max(x, 0.0)) * max(0.0, min(y + bh, h) - max(y, 0.0))
+  if inside < 0.5 * bw * bh:
+    return f"box {_cell(box)} lies mostly outside its {w}x{h} photo {image.name}"
+  return None
+
+
 def _path(v, root: Path) -> str:
   if not isinstance(v, str) or not v.strip():
     raise ValueError("has no path")
   p = Path(v.strip())
+  outside = f"path {v!r} is not inside the manifest's folder {root}; give it relative to that folder"
   if p.is_absolute() or ".." in p.parts:
-    raise ValueError(f"path {v!r} is not inside the manifest's folder {root}; give it relative to that folder")
+    raise ValueError(outside)
+  real, top = (root / p).resolve(), root.resolve()
+  if top not in real.parents:  # a symlink on the way leads out of the folder
+    raise ValueError(f"{outside} (a symbolic link leads to {real})")
   return p.as_posix()
 
 
@@ -179,7 +205,7 @@ def parse_row(rec: dict, root: Path) -> Row:
 def records(path: Path) -> Iterator[tuple[int, dict]]:
   """(line, dict) per row of a CSV (a header first) or a JSONL file."""
   if path.suffix.lower() == ".jsonl":
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel's "UTF-8") is not a column
       for i, line in enumerate(f, 1):
         if not line.strip():
           continue
@@ -191,12 +217,15 @@ def records(path: Path) -> Iterator[tuple[int, dict]]:
           raise ManifestError(f"{path}, line {i}: not a JSON object")
         yield i, rec
     return
-  with open(path, encoding="utf-8", newline="") as f:
+  with open(path, encoding="utf-8-sig", newline="") as f:
     reader = csv.DictReader(f)
     if not reader.fieldnames:
       raise ManifestError(
         f"{path}: empty; a manifest starts with a header row naming its columns ({', '.join(COLUMNS)})"
       )
+    twice = sorted({c for c in reader.fieldnames if reader.fieldnames.count(c) > 1})
+    if twice:
+      raise ManifestError(f"{path}, line 1: the header names {twice} more than once")
     if "path" not in reader.fieldnames:
       raise ManifestError(f"{path}, line 1: the header has no 'path' column (it has {reader.fieldnames})")
     for rec in reader:
@@ -224,6 +253,8 @@ def read(path: str | os.PathLike) -> list[Row]:
           f"{path}, line {line}: path {row.path!r} is also on line {seen[row.path]}; give each image once"
         )
       seen[row.path] = line
+      if row.box is not None and (why := _box_outside(root / row.path, row.box)):
+        raise ManifestError(f"{path}, line {line}: {why}")
       rows.append(dataclasses.replace(row, line=line))
   except UnicodeDecodeError as e:
     raise ManifestError(f"{path}: not UTF-8 text ({e})") from None
@@ -283,15 +314,14 @@ def write(path: str | os.PathLike, rows: Iterable[dict]) -> int:
   rows = list(rows)
   used = [c for c in COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
-  with open(tmp, "w", encoding="utf-8", newline="") as f:
-    if path.suffix.lower() == ".jsonl":
-      for r in rows:
-        f.write(json.dumps({c: r[c] for c in used if r.get(c) not in (None, "")}) + "\n")
-    else:
-      w = csv.writer(f)
-      w.writerow(used)
-      for r in rows:
-        w.writerow([_cell(r.get(c)) for c in used])
-  os.replace(tmp, path)
+  f = io.StringIO(newline="")
+  if path.suffix.lower() == ".jsonl":
+    for r in rows:
+      f.write(json.dumps({c: r[c] for c in used if r.get(c) not in (None, "")}) + "\n")
+  else:
+    w = csv.writer(f)
+    w.writerow(used)
+    for r in rows:
+      w.writerow([_cell(r.get(c)) for c in used])
+  files.write_text(path, f.getvalue())
   return len(rows)

@@ -482,3 +482,20 @@ def test_a_layout_that_fails_its_check_leaves_no_manifest(tmp_path):
   with pytest.raises(manifest.ManifestError, match="age 999 is outside"):
     layouts.import_layout("folder", tmp_path / "faces", out)
   assert not out.exists()
+
+
+def test_a_manifest_is_named_by_its_place_and_its_images_too(tmp_path):
+  """The same bytes in another folder, or an image fixed in place, make another dataset (not A's, reused)."""
+  import os
+
+  from jaxface.data.face_manifest import face_manifest_dataset_builder as fm
+
+  for d in ("a", "b"):
+    (tmp_path / d).mkdir()
+    _jpeg(tmp_path / d / "x.jpg", seed=ord(d))
+    (tmp_path / d / "faces.csv").write_text("path,age,gender\nx.jpg,30,f\n")
+  name = lambda d: fm.make_config(tmp_path / d / "faces.csv").name  # noqa: E731
+  first = name("a")
+  assert first == name("a") and first != name("b")
+  os.utime(tmp_path / "a" / "x.jpg", ns=(1, 1))
+  assert name("a") != first

@@ -35,14 +35,33 @@ class FaceManifestConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
+def _identity(path: Path) -> str:
+  """A digest of the manifest's bytes, its resolved path, and the size and modification time of each image it
+  lists (a row it cannot read, or an image that is missing, counts as it is: the build names them)."""
+  h = hashlib.sha256(path.read_bytes())
+  h.update(str(path).encode())
+  try:
+    for _, rec in manifest_lib.records(path):
+      image = path.parent / str(rec.get("path") or "").strip()
+      try:
+        st = image.stat()
+        h.update(f"\n{image}:{st.st_size}:{st.st_mtime_ns}".encode())
+      except OSError:
+        h.update(f"\n{image}:missing".encode())
+  except (manifest_lib.ManifestError, UnicodeDecodeError):
+    pass  # the build reads it again, and names what is wrong
+  return h.hexdigest()
+
+
 def make_config(manifest: str | Path, kind: str = "full", image_size: int = DEFAULT_IMAGE_SIZE, crop: str = "detect"):
-  """The config of ``manifest`` (its content names it: an edited manifest is another dataset)."""
+  """The config of ``manifest``, named by what it is (``_identity``): an edited manifest, the same manifest in
+  another folder, or an image changed in place is another dataset, built anew."""
   if kind not in splits_lib.KINDS:
     raise ValueError(f"unknown split config {kind!r}; choose one of {sorted(splits_lib.KINDS)}")
   if crop not in collection.CROPS:
     raise ValueError(f"unknown crop policy {crop!r}; choose one of {collection.CROPS}")
   path = Path(manifest).expanduser().resolve()
-  digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+  digest = _identity(path)[:12]
   stem = re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_")[:40] or "manifest"
   name = f"{stem}_{digest}_{kind}_{image_size}px_{crop.replace('-', '_')}"
   return FaceManifestConfig(

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Downloaded and converted weights (the detector, the released networks) go to a cache of the tests' own, never to
 # the user's ~/.cache/jaxface; it is kept between runs (git ignores it), so each is fetched once.
 os.environ["JAXFACE_CACHE"] = os.environ.get("JAXFACE_TEST_CACHE") or str(Path(__file__).parents[1] / ".test-cache")
+os.environ.setdefault("JAXFACE_XLA_CACHE", str(Path(os.environ["JAXFACE_CACHE"]) / "xla"))
 
 
 # Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: compiling the tests'

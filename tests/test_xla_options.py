@@ -68,3 +68,14 @@ def test_convolutions_leave_ynnpack_and_gradients_match_float64(monkeypatch, arc
   rel = lambda g: np.linalg.norm(_flat(g) - ref) / np.linalg.norm(ref)
   assert rel(tuned(params, batch_stats, x)) <= 1e-5  # jaxface's path
   assert rel(plain(params, batch_stats, x)) <= 1e-2  # XLA's default: reduced precision on some hosts
+
+
+def test_the_compile_cache_refuses_a_folder_others_can_write(tmp_path, monkeypatch):
+  """Compiled code from a folder that group or others may write to would run in every predict process: refused."""
+  from jaxface import compile_cache
+
+  monkeypatch.setenv("JAXFACE_XLA_CACHE", str(tmp_path / "xla"))
+  d = compile_cache.directory()
+  assert compile_cache.unsafe(d) is None and (d.stat().st_mode & 0o777) == 0o700
+  d.chmod(0o777)
+  assert "writable by group or others" in compile_cache.unsafe(d)

@@ -30,10 +30,16 @@ from jaxface import files
 from jaxface.files import cache
 
 CLASSIFIER_PREFIXES = ("fc.", "classifier.")
-# torchvision's ImageNet weights (IMAGENET1K_V1); the name ends in the first 8 hex digits of its sha256.
+# torchvision's ImageNet weights (IMAGENET1K_V1) and their full sha256 (the file name carries only its first 8 hex
+# digits, 32 bits). mobilenet_v2: ../shared/weights/README.md; resnet50: the digest published beside that file by
+# several projects that pin it.
 TORCHVISION_URLS = {
   "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
   "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+}
+TORCHVISION_SHA256 = {
+  "resnet50": "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+  "mobilenet_v2": "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
 }
 
 
@@ -175,7 +181,7 @@ def download_torchvision(arch: str) -> Path:
   """torchvision's official file for ``arch``, downloaded once to the cache and hash-checked."""
   url = TORCHVISION_URLS[arch]
   dest = cache() / url.rsplit("/", 1)[1]
-  expect = dest.stem.rsplit("-", 1)[1]
+  expect = TORCHVISION_SHA256[arch]
   if not dest.exists():
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -188,8 +194,8 @@ def download_torchvision(arch: str) -> Path:
       ) from None
     files.write_bytes(dest, data)
   got = hashlib.sha256(dest.read_bytes()).hexdigest()
-  if not got.startswith(expect):
-    raise WeightsError(f"{dest}: sha256 {got[:8]}... does not match the expected {expect}; delete it and retry")
+  if got != expect:
+    raise WeightsError(f"{dest}: sha256 {got[:12]}... is not the pinned {expect[:12]}...; delete it and retry")
   return dest
 
 

@@ -121,3 +121,15 @@ def test_offline_download_names_the_file(tmp_path, monkeypatch):
   monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
   with pytest.raises(weights.WeightsError, match=f"put it at {tmp_path}/resnet50-0676ba61.pth"):
     weights.download_torchvision("resnet50")
+
+
+def test_torchvision_files_are_pinned_by_their_full_digest(tmp_path, monkeypatch):
+  """Each pin is a whole sha256 (not the 8 hex digits, 32 bits, in torchvision's file name, which it must agree
+  with), and a file that is not the pinned one is refused, saying so."""
+  for arch, url in weights.TORCHVISION_URLS.items():
+    pin = weights.TORCHVISION_SHA256[arch]
+    assert len(pin) == 64 and pin.startswith(url.rsplit("-", 1)[1].split(".")[0])
+  monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
+  (tmp_path / "mobilenet_v2-b0353104.pth").write_bytes(b"not the weights")
+  with pytest.raises(weights.WeightsError, match="is not the pinned b03531047ffa"):
+    weights.download_torchvision("mobilenet_v2")

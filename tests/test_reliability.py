@@ -316,3 +316,37 @@ def test_an_error_that_ends_a_run_is_not_replaced_by_the_failed_save(tmp_path, m
   assert "the checkpoint being saved failed as well: ValueError: RESOURCE_EXHAUSTED" in caplog.text
   with pytest.raises(ValueError, match="the save failed too"), checkpoint.Checkpointer(tmp_path / "ckpt2") as ckpt:
     monkeypatch.setattr(ckpt.mngr, "wait_until_finished", save_failed)  # nothing else went wrong: its error stands
+
+
+def test_a_stuck_run_exits_128_plus_its_signal_without_spinning(tmp_path):
+  """A main thread that never unwinds, and Ctrl-C pressed twice: the guard exits after its grace time with 128 + the
+  signal received (130), and waits without burning a core (the wakeup pipe is drained)."""
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  code = (
+    "import time\nfrom jaxface.training import guard\nguard.start(grace_s=3.0)\nprint('ready', flush=True)\n"
+    "while True:\n  try:\n    time.sleep(100)\n  except KeyboardInterrupt:\n    pass\n"
+  )
+  p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)  # a second Ctrl-C: its byte in the wakeup pipe must be read too
+
+    def cpu_s():
+      fields = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+      return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    time.sleep(0.5)
+    before = cpu_s()
+    time.sleep(2.0)
+    spent = cpu_s() - before
+    assert p.wait(timeout=30) == 130
+    assert spent < 0.5, f"{spent:.2f} s of CPU in 2 s of waiting"
+    assert "did not unwind within 3 s" in p.stderr.read()
+  finally:
+    p.kill()

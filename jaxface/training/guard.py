@@ -30,6 +30,7 @@ from jaxface import cli
 
 FAILED_KEY = "jaxface/failed"
 POLL_S = 0.5
+STOPPING = (signal.SIGTERM, signal.SIGINT)
 GRACE_S = 15.0  # after a signal: time for the orderly unwind (the checkpoint in flight) before the hard exit
 
 _watcher: _Watcher | None = None
@@ -84,9 +85,16 @@ def _stop_all(code: int, message: str, line: str | None = None) -> None:
 
 
 def _client():
-  from jax._src import distributed  # the coordination service's client: JAX has no public handle to it
+  """The coordination service's client: JAX has no public handle to it, so a JAX that moved it is named."""
+  try:
+    from jax._src import distributed
 
-  return distributed.global_state.client
+    return distributed.global_state.client
+  except (ImportError, AttributeError) as e:
+    raise RuntimeError(
+      f"jax {jax.__version__} has no jax._src.distributed.global_state.client ({e}), which jaxface's multi-process "
+      "guard reads; use the jax version in constraints.txt"
+    ) from None
 
 
 def _publish(message: str) -> None:
@@ -124,18 +132,18 @@ class _Watcher(threading.Thread):
     self.last: float | None = None
     self.where = "starting"
     self.signalled_at: float | None = None
+    self.signum = signal.SIGTERM
 
   def run(self) -> None:
     while True:
       ready, _, _ = select.select([self.fd], [], [], POLL_S)
-      if (
-        ready and self.signalled_at is None and any(s in (signal.SIGTERM, signal.SIGINT) for s in os.read(self.fd, 64))
-      ):
-        self.signalled_at = time.monotonic()
+      got = os.read(self.fd, 64) if ready else b""  # always drained: a pipe left readable would spin this loop
+      if self.signalled_at is None and (first := next((s for s in got if s in STOPPING), None)) is not None:
+        self.signalled_at, self.signum = time.monotonic(), first
       now = time.monotonic()
       if self.signalled_at is not None and now - self.signalled_at > self.grace_s:
         _hard_exit(
-          128 + signal.SIGTERM,
+          128 + self.signum,  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
           f"error: stopped by a signal, and the run did not unwind within {self.grace_s:.0f} s (stuck at "
           f"{self.where}): exiting now; rerun the same command to resume from the last checkpoint",
         )

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     "--with-detector", action="store_true",
     help="--format jaxface: carry the face detector's pinned .tflite too, so the file labels photos offline",
   )  # fmt: skip
+  p.add_argument("--note", help="--format jaxface: a line every user of the file is shown (its terms of use, say)")
   args = p.parse_args(argv)
   if args.detector != (args.workdir is None) or (args.detector and args.format != "onnx"):
     p.error("give --workdir, or --detector with --format onnx")
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.format == "onnx":
       out, worst = export.export_onnx(args.workdir, args.out, args.checkpoint, args.tta)
     else:
-      out = export.export(args.workdir, args.out, args.checkpoint, args.tta, args.weights, args.with_detector)
+      out = export.export(
+        args.workdir, args.out, args.checkpoint, args.tta, args.weights, args.with_detector, args.note
+      )
       worst = None
     if worst is not None:
       checked = "; onnxruntime = JAX to " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items())

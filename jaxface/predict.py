@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
       faces.ready(args.detector)
   except (FileNotFoundError, ValueError, faces.DetectorError) as e:
     return cli.error(e)
+  if note := predictor.info.get("note"):  # the model's terms of use, say
+    print(f"model: {note}", file=sys.stderr)
   videos = [p for p in args.paths if Path(p).is_file() and frames_lib.is_video(p)]
   if videos:
     return _videos(predictor, videos, args)

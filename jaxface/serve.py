@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     expose_details=args.expose_model_details,
   )  # fmt: skip
   print(f"serving {predictor.info['arch']} on http://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
+  if note := predictor.info.get("note"):
+    print(f"model: {note}", file=sys.stderr)
   # Connections and requests at once, past which uvicorn answers 503 itself: the gate's places and line, and room for
   # GETs. Slow headers are not timed out by uvicorn: on a public address, put a proxy in front (docs/serving.md).
   connections = args.max_active + args.max_waiting + EXTRA_CONNECTIONS

@@ -100,11 +100,12 @@ WEIGHTS = ("float32", "float16")  # how the weights are stored in a .jaxface; th
 
 def export(
   workdir: str | Path, out: str | Path, checkpoint: str = "best", tta: str = "none", weights: str = "float32",
-  with_detector: bool = False,
+  with_detector: bool = False, note: str | None = None,
 ) -> Path:  # fmt: skip
   """Writes ``out``; returns its path. ``weights``: float16 halves the file (the forward pass casts them back to
   float32). ``with_detector``: the file also carries the face detector's pinned .tflite, so that it labels photos
-  where the detector cannot be downloaded (``jaxface.shipped``)."""
+  where the detector cannot be downloaded (``jaxface.shipped``). ``note``: a line every user of the file is shown
+  (its terms of use, say), in its meta and at ``GET /v1/model``."""
   if weights not in WEIGHTS:
     raise ValueError(f"unknown weights dtype {weights!r}; choose one of {WEIGHTS}")
   restored = restore.load(workdir, checkpoint)
@@ -117,7 +118,7 @@ def export(
   exp = jax.export.export(closed, platforms=PLATFORMS)(jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8))
   cal, _ = calib.for_model(workdir, restored.step, tta)
   meta = {"format": exported.FORMAT, "tta": tta, "platforms": list(PLATFORMS), "weights": weights}
-  meta |= restore.model_info(workdir, restored, checkpoint, cal)
+  meta |= restore.model_info(workdir, restored, checkpoint, cal) | ({"note": note} if note else {})
   detector = _detector_tflite() if with_detector else None
   buf = io.BytesIO()
   with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:

@@ -61,7 +61,7 @@ def public_info(info: dict) -> dict:
   }
   cal = info.get("calibration") or {}
   calibration = {k: v for k, v in cal.items() if isinstance(v, numbers.Number | str) and k != "workdir"} or None
-  keep = ("arch", "image_size", "checkpoint", "step")
+  keep = ("arch", "image_size", "checkpoint", "step", "note")
   return {**{k: info[k] for k in keep if k in info}, "metrics": metrics, "calibration": calibration}
 
 

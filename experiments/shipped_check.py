@@ -8,7 +8,8 @@ report (overall, per age band, race and gender) with the file's calibrated inter
 and race); what float16 costs (the differences of MAE and accuracy, and the largest per face); and the file
 through the detector: each test photo (UTKFace's 200 px chip) searched by the detector and cropped as ``predict``
 does, against the same file on the dataset's crops. And OUT/predictions_test.csv: the file's own predictions,
-which tests/test_shipped.py holds it to. Command, commit, host, date and wall time are recorded.
+and OUT/astronaut.json: its record for scikit-image's astronaut, which tests/test_shipped.py holds it to. Command,
+commit, host, date and wall time are recorded.
 """
 
 from __future__ import annotations
@@ -67,6 +68,19 @@ def through_detector(model: Path, data: str, cols: dict) -> dict:
   }  # fmt: skip
 
 
+def astronaut(model: Path, out: Path) -> dict:
+  """The file's record for scikit-image's astronaut, saved as tests/test_shipped.py saves it (JPEG, quality 95)."""
+  from skimage import data as skdata
+
+  photo = out / "astronaut.jpg"
+  Image.fromarray(skdata.astronaut()).save(photo, quality=95)
+  try:
+    (rec,) = Predictor.from_export(model).predict(photo)
+  finally:
+    photo.unlink()
+  return {**rec, "file": "astronaut.jpg"}
+
+
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True)
@@ -97,6 +111,7 @@ def main() -> int:
   result["through_detector"] = through_detector(Path(args.model), args.data or r.cfg.data, f16)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
+  files.write_json(out / "astronaut.json", {"record": astronaut(Path(args.model), out), **run})
   predictions.write(out / "predictions_test.csv", f16)
   files.write_json(out / "shipped_test.json", {**result, **run, "wall_s": round(time.perf_counter() - t0, 2)})
   print(f"wrote {out / 'shipped_test.json'}", file=sys.stderr)

@@ -189,7 +189,10 @@ class RSS:
 
     def sample():
       while not self.done.wait(0.02):
-        self.peak = max(self.peak, self.now())
+        try:
+          self.peak = max(self.peak, self.now())
+        except (OSError, RuntimeError):  # the process has ended (a zombie has no VmRSS)
+          return
 
     self.thread = threading.Thread(target=sample, daemon=True)
     self.thread.start()

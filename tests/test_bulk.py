@@ -130,7 +130,7 @@ def test_inputs_globs_and_lists(tmp_path):
     "photo000.jpg", "photo001.jpg", "photo002.jpg", "photo000.jpg", "missing.jpg", "photo001.jpg", "*.png"
   ]  # fmt: skip
   assert got[-1]["error"] == "the pattern matches no image" and all(i["error"] is None for i in got[:-1])
-  assert all(Path(i["path"]).is_absolute() for i in got[:-1])
+  assert all(Path(os.fsdecode(i["path"])).is_absolute() for i in got[:-1])
   (tmp_path / "bad.csv").write_text("file\nphotos/photo001.jpg\n")
   with pytest.raises(manifest.ManifestError, match=r"bad.csv, line 1: the header has no 'path' column"):
     inputs.items([str(tmp_path / "bad.csv")])
@@ -166,3 +166,16 @@ def test_a_path_with_brackets_is_that_path_and_a_glob_walks_folders(tmp_path):
   assert [Path(i["file"]).name for i in got] == ["a.jpg"] and got[0]["error"] is None
   walked = inputs.items([str(tmp_path / "Holiday*")])  # a glob that matches a folder walks it
   assert [Path(i["file"]).name for i in walked] == ["a.jpg"]
+
+
+def test_a_name_that_is_not_utf8_is_a_row_like_any_other(cluster, model, tmp_path):
+  """A file whose name is not UTF-8 gets its row, the name escaped as predict writes it; the job does not fail."""
+  photos = album(tmp_path / "photos", 2)
+  name = os.fsdecode(b"caf\xe9.jpg")
+  (photos / "a.jpg").rename(photos / name) if (photos / "a.jpg").exists() else next(photos.iterdir()).rename(
+    photos / name
+  )
+  out = tmp_path / "records"
+  assert bulk.main([str(photos), "--model", str(model), "--out", str(out)]) == 0
+  files = sorted(Path(r["file"]).name for r in pq.read_table(out).to_pylist())
+  assert "caf\\udce9.jpg" in files and len(files) >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from jaxface import faces
@@ -28,25 +29,36 @@ def _listed(path: Path) -> list[Path]:
   return [p if p.is_absolute() else path.parent / p for p in map(Path, names)]
 
 
+def printable(name: str) -> str:
+  """A file name as text Arrow and Parquet take: bytes that are not UTF-8 escaped (``\\udce9``, as ``predict``
+  writes them), never an error."""
+  return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _item(f: Path) -> dict:
+  """One photo: ``file`` as the input named it (printable), ``path`` the bytes the worker opens (any name)."""
+  return {"file": printable(str(f)), "path": os.fsencode(f.resolve()), "error": None}
+
+
 def items(inputs: list[str]) -> list[dict]:
-  """One item per photo: ``file`` (as predict names it), ``path`` (absolute, for the workers) and ``error`` (None, or
+  """One item per photo: ``file`` (as predict names it), ``path`` (absolute, as bytes, for the workers) and ``error`` (None, or
   why an input yields no photo: a folder without images, a glob that matches none, a path that does not exist).
 
   A ``.txt``, ``.csv`` or ``.jsonl`` file is a list of paths; a missing photo it lists is an error row when its turn
   comes. ``manifest.ManifestError`` for a list that cannot be read."""
   out = []
-  for item in inputs:
+  for item in inputs:  # (each item's "file" escaped and "path" as bytes below: see _item)
     p = Path(item).expanduser()
     if GLOB & set(item) and not p.exists():  # a path that exists is that path, brackets and all ("Holiday [2019]")
-      matched = [Path(m) for m in glob.glob(item, recursive=True)]
+      matched = sorted(Path(m) for m in glob.glob(item, recursive=True))
       found, _ = faces.expand_inputs(f for f in matched if f.is_dir() or f.suffix.lower() in faces.IMAGE_SUFFIXES)
-      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in found]
+      out += [_item(f) for f in found]
       if not found:
-        out.append({"file": item, "path": None, "error": "the pattern matches no image"})
+        out.append({"file": printable(item), "path": None, "error": "the pattern matches no image"})
     elif p.is_file() and p.suffix.lower() in PATH_LISTS:
-      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in _listed(p)]
+      out += [_item(f) for f in _listed(p)]
     else:
       files, problems = faces.expand_inputs([p])
-      out += [{"file": str(f), "path": str(f.resolve()), "error": None} for f in files]
-      out += [{"file": r["file"], "path": None, "error": r["error"]} for r in problems]
+      out += [_item(f) for f in files]
+      out += [{"file": printable(r["file"]), "path": None, "error": r["error"]} for r in problems]
   return out

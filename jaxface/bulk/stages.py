@@ -7,6 +7,7 @@ faces' crops in batches. Both are made once per actor, so the detector and the m
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -62,7 +63,7 @@ class Crops:
 
 
 def _load(item: dict) -> faces.Photo:
-  photo = faces.load_photo(item["path"])
+  photo = faces.load_photo(os.fsdecode(item["path"]))
   photo.file = item["file"]  # as the input named it, not the absolute path the worker read
   return photo
 

@@ -50,30 +50,46 @@ def claims() -> list[tuple[str, str]]:
       full["age_mae"], pct(full["gender_acc"]), pct(full["interval"]["coverage"]), full["interval"]["mean_width"],
       cust["age_mae"], pct(cust["gender_acc"]), cust["interval"]["mean_width"])),
   ]  # fmt: skip
-  abuse = BENCH / "abuse_cpu.json"
-  if abuse.exists():
-    a = load(abuse)["rows"][0]
-    f, sizes, slow = a["fuzz"], a["size"], a["slow"]
-    out += [
-      ("abuse fuzz", f"{f['uploads']:,} generated uploads, {f['responses_5xx']} answers of 500 or more"),
-      ("abuse size", "a 1 GB body is refused with {} (RSS growth {:.0f} MB with a Content-Length, {:.0f} MB "
-       "chunked)".format(sizes[0]["status"], sizes[0]["rss_growth_mb"], sizes[1]["rss_growth_mb"])),
-      ("abuse slow", "{} connections sending a byte a second: a normal request's median latency {:.2f} s against "
-       "{:.2f} s unloaded".format(slow["slow_connections"], slow["loaded_median_s"], slow["unloaded_median_s"])),
-    ]  # fmt: skip
-    for r in a["load"]:
-      out.append((f"abuse load {r['request']}", "{} clients for {:.0f} s on the {}: {} requests, {} failed, p50 {:.1f} s, "
-                  "p99 {:.1f} s".format(r["clients"], r["seconds"], r["request"], r["requests"], r["failures"],
-                                       r["latency_p50_ms"] / 1000, r["latency_p99_ms"] / 1000)))  # fmt: skip
+  # Each results file is read unconditionally: one that is missing fails the collection, never a silent skip.
+  a = load(BENCH / "abuse_cpu.json")["rows"][0]
+  f, sizes, slow = a["fuzz"], a["size"], a["slow"]
+  out += [
+    ("abuse fuzz", f"{f['uploads']:,} generated uploads, {f['responses_5xx']} answers of 500 or more"),
+    ("abuse size", "a 1 GB body is refused with {} (RSS growth {:.0f} MB with a Content-Length, {:.0f} MB "
+     "chunked)".format(sizes[0]["status"], sizes[0]["rss_growth_mb"], sizes[1]["rss_growth_mb"])),
+    ("abuse slow", "{} connections sending a byte a second: a normal request's median latency {:.2f} s against "
+     "{:.2f} s unloaded".format(slow["slow_connections"], slow["loaded_median_s"], slow["unloaded_median_s"])),
+  ]  # fmt: skip
+  for r in a["load"]:
+    out.append((f"abuse load {r['request']}", "{} clients for {:.0f} s on the {}: {} requests, {} failed, p50 {:.1f} s, "
+                "p99 {:.1f} s".format(r["clients"], r["seconds"], r["request"], r["requests"], r["failures"],
+                                     r["latency_p50_ms"] / 1000, r["latency_p99_ms"] / 1000)))  # fmt: skip
   faults = BENCH / "faults_cpu.json"
-  if faults.exists():
-    k = load(faults)["rows"][0]["kill"]
-    equal = sum(r["equal"] for r in k)
-    p0 = load(faults)["rows"][0]["process_0_killed"]
-    out.append(("faults kill", f"{len(k)} runs killed with `kill -9` at random moments: {equal} of {len(k)} ended"))
-    out.append(
-      ("faults process 0", f"process 1 stopped {p0['process_1_stopped_after_s']} s later (exit {p0['process_1_rc']},")
-    )
+  k = load(faults)["rows"][0]["kill"]
+  equal = sum(r["equal"] for r in k)
+  p0 = load(faults)["rows"][0]["process_0_killed"]
+  out.append(("faults kill", f"{len(k)} runs killed with `kill -9` at random moments: {equal} of {len(k)} ended"))
+  out.append(
+    ("faults process 0", f"process 1 stopped {p0['process_1_stopped_after_s']} s later (exit {p0['process_1_rc']},")
+  )
+  m = load(BENCH / "serve_memory_cpu.json")["rows"][0]
+  f, r, c = m["flood"], m["refused"], m["chunked"]
+  out += [
+    ("memory flood", "{} requests of {} blank 6000 x 6000 PNGs at once ({} MB sent): answers {}, the server's peak "
+     "RSS {:.0f} MB (from {:.0f} MB)".format(f["requests"], f["files_each"], f["sent_mb"], ", ".join(
+       f"{n} x {k}" for k, n in sorted(f["statuses"].items())), f["rss_peak_mb"], f["rss_before_mb"])),
+    ("memory refused", "a request announcing {} MB to a server with no place free: {} after {} MB of its body".format(
+      r["announced_mb"], r["status"], r["sent_before_answer_mb"])),
+    ("memory chunked", "a chunked 1 GB body: {} after {:.0f} MB, and the connection closed".format(
+      c["status"], c["bytes_sent"] / 2**20)),
+  ]  # fmt: skip
+  v = {row["name"]: row for row in load(BENCH / "video_memory_cpu.json")["rows"]}
+  clip, none, faces = v["clip_10s_no_face"], v["hour_no_face"], v["hour_face_every_minute"]
+  out.append(
+    ("video memory", "an hour of video with no face peaks at {:.0f} MB, and an hour with a face every minute at {:.0f} "
+     "MB ({} records, written as they came), against {:.0f} MB for a 10-second clip".format(
+       none["rss_peak_mb"], faces["rss_peak_mb"], faces["records"], clip["rss_peak_mb"]))
+  )  # fmt: skip
   return out
 
 

@@ -14,6 +14,13 @@ def test_readme_results_table_is_generated_from_the_results_files():
   assert out.returncode == 0, out.stderr
 
 
+def test_the_model_card_is_generated_from_the_results_files():
+  out = subprocess.run(
+    [sys.executable, str(ROOT / "experiments" / "model_card.py"), "--check"], capture_output=True, text=True
+  )
+  assert out.returncode == 0, out.stderr
+
+
 def test_age_head_label_names_what_differs_from_the_defaults():
   assert age_head_label({}) == "regression"  # configs from before the distribution head
   assert age_head_label({"age_head": "distribution", "age_loss": "dldl", "hidden": [128]}) == "distribution"

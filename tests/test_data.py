@@ -227,3 +227,13 @@ def test_preparing_the_same_dataset_at_once_is_safe(tmp_path, fake_archive):
   sizes = [out.strip().splitlines()[-1] for out, _ in outs]
   assert sizes[0] == sizes[1] and int(sizes[0]) > 0
   assert sum("Downloading and preparing dataset" in out for out, _ in outs) == 1  # TFDS built it once
+
+
+def test_the_tfds_spill_names_a_tfds_that_moved_its_private_pieces(monkeypatch):
+  from tensorflow_datasets.core import shuffle as tfds_shuffle
+
+  from jaxface.data import tfds_spill
+
+  monkeypatch.delattr(tfds_shuffle, "_read_hkey")
+  with pytest.raises(RuntimeError, match=r"has no shuffle._read_hkey, which jaxface's spilling"):
+    tfds_spill.install()

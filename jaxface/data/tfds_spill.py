@@ -49,8 +49,21 @@ class _Bucket(tfds_shuffle._Bucket):
       os.remove(self._path)
 
 
+# The private pieces of tensorflow_datasets.core.shuffle this module stands on; a TFDS that moved one is named at
+# install(), not met as an AttributeError half-way through a build.
+PRIVATE = ("_Bucket", "_hkey_to_bytes", "_read_hkey", "HKEY_SIZE_BYTES", "BUCKETS_NUMBER", "MAX_MEM_BUFFER_SIZE")
+
+
 def install() -> None:
   """Makes TFDS spill to Python files past MEMORY_BUDGET (and lets this process hold its 1,000 bucket files open)."""
+  missing = [name for name in PRIVATE if not hasattr(tfds_shuffle, name)]
+  if missing:
+    import tensorflow_datasets as tfds
+
+    raise RuntimeError(
+      f"tensorflow-datasets {tfds.__version__} has no shuffle.{', shuffle.'.join(missing)}, which jaxface's "
+      "spilling (jaxface/data/tfds_spill.py) replaces; use the version in constraints.txt"
+    )
   soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
   want = tfds_shuffle.BUCKETS_NUMBER + 256
   if soft != resource.RLIM_INFINITY and soft < want:

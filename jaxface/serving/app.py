@@ -45,6 +45,7 @@ from fastapi.responses import HTMLResponse, Response
 from PIL import Image, UnidentifiedImageError
 
 from jaxface import faces
+from jaxface.faces import cnn
 from jaxface.inference.predictor import Predictor
 from jaxface.serving.batcher import Batcher
 from jaxface.serving.body_limit import BodyLimit
@@ -65,7 +66,7 @@ def public_info(info: dict) -> dict:
   return {**{k: info[k] for k in keep if k in info}, "metrics": metrics, "calibration": calibration}
 
 
-DECODE_MAX_SIDE = 2048  # a photo is kept at most this large: the detector searches no larger (cnn.DETECT_MAX_SIDE)
+DECODE_MAX_SIDE = cnn.DETECT_MAX_SIDE  # a photo is kept at most this large: the detector searches no larger
 ANNOTATED_MAX_SIDE = 1024  # an annotated photo in a /v1/predict reply: a JPEG this large at most
 WORK_PATHS = ("/v1/predict", "/v1/annotate")  # the requests that take a place (serving.gate)
 

@@ -91,8 +91,8 @@ def card() -> str:
     f"- {cfg['arch']} at {cfg['image_size']} px, {cfg['age_head']} age head, {cfg['epochs']} epochs of the `full`",
     f"  training split sampled by race x age band x gender (`--balance {cfg['balance']:g}`), photo-quality",
     f"  augmentation at {cfg['augment_quality']:g} a degradation.",
-    f"- Trained on a {run['machine']['cpu']} with {run['machine']['cpu_count']} cores in"
-    f" {run['wall_s'] / 60:.0f} min (commit `{run['git_commit'][:12]}`, {run['date'][:10]}).",
+    f"- Trained in {run['wall_s'] / 60:.0f} min on {run['machine']['cpu_count']} cores of an"
+    f" {run['machine']['cpu']} CPU (commit `{run['git_commit'][:12]}`, {run['date'][:10]}).",
     "",
     "## How well it does",
     "",

@@ -22,8 +22,8 @@ request's photos are worked one at a time: decoded within a budget of pixels
 shared by all requests, reduced to ``DECODE_MAX_SIDE`` while decoding where
 the format allows (JPEG), searched for faces, cropped, and let go; boxes are
 given in the uploaded image's pixels. Decoding, detection and drawing run in
-``max_active`` threads, the model in the batcher's thread: the event loop
-stays free.
+a thread a core (at most ``max_active``), the model in the batcher's thread:
+the event loop stays free.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import io
 import numbers
+import os
 import threading
 from importlib import resources
 from typing import Annotated
@@ -154,9 +155,11 @@ def create_app(
   or all of it with ``expose_details``. ``max_batch=0``: no gathering."""
   limits = limits or Limits()
   batcher = Batcher(predictor.run, max_batch, max_wait_ms / 1000)
-  # The photos' work (decoding, detection, drawing) runs in max_active threads: work that a 504 abandoned still holds
-  # its thread, so it never runs beside max_active newer requests' work.
-  pool = concurrent.futures.ThreadPoolExecutor(limits.max_active, thread_name_prefix="jaxface-photos")
+  # The photos' work (decoding, detection, drawing) runs in a thread a core, at most max_active: it is CPU-bound, so
+  # more threads only hold more photos at once. Work that a 504 abandoned still holds its thread, so it never runs
+  # beside newer requests' work beyond that count.
+  workers = min(limits.max_active, os.cpu_count() or 1)
+  pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="jaxface-photos")
   budget = PixelBudget(limits.decode_pixels)
 
   @contextlib.asynccontextmanager

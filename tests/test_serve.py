@@ -93,15 +93,14 @@ def test_export_of_a_missing_workdir_and_a_bad_file_say_what_is_wrong(tmp_path, 
 
 
 def test_a_float16_export_carrying_the_detector_labels_offline_as_the_default_model(
-  trained, photos, tmp_path, monkeypatch
+  trained, exported, photos, tmp_path, monkeypatch
 ):
   """--weights float16 --with-detector: about half the float32 file (the zip holds the detector too), outputs
   within float16's rounding of the workdir's; as the shipped model, with an empty cache and no package index, it
   converts the detector it carries and labels the astronaut."""
   from jaxface import export, shipped
 
-  f32, f16 = tmp_path / "f32.jaxface", tmp_path / "f16.jaxface"
-  assert export.main(["--workdir", str(trained), "--out", str(f32)]) == 0
+  f32, f16 = exported, tmp_path / "f16.jaxface"
   assert export.main(["--workdir", str(trained), "--out", str(f16), "--weights", "float16", "--with-detector"]) == 0
   import zipfile
 

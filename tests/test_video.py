@@ -117,7 +117,7 @@ def test_video_flags_that_cannot_apply_are_refused(trained, clip, capsys):
 
 @pytest.mark.parametrize("annotate", [False, True])
 def test_a_long_stretch_without_faces_holds_no_more_than_a_flush_of_frames(trained, tmp_path, monkeypatch, annotate):
-  """100 frames with no face: the labeller never holds more than label.FLUSH_FRAMES of them (and none it will not
+  """60 frames with no face: the labeller never holds more than label.FLUSH_FRAMES of them (and none it will not
   draw), where it used to hold every frame until 32 faces came."""
   import weakref
 
@@ -128,7 +128,7 @@ def test_a_long_stretch_without_faces_holds_no_more_than_a_flush_of_frames(train
   def frames(path):
     def gen():
       nonlocal most
-      for i in range(100):
+      for i in range(60):
         img = Image.new("RGB", (W, H), (70, 80, 90))
         refs.append(weakref.ref(img))  # freed by reference counting once nothing holds it
         most = max(most, sum(r() is not None for r in refs))
@@ -139,5 +139,5 @@ def test_a_long_stretch_without_faces_holds_no_more_than_a_flush_of_frames(train
   monkeypatch.setattr(label.frames_lib, "read", frames)
   labeller = label.VideoLabeller(Predictor.from_workdir(trained, batch_size=8))
   recs = list(labeller.run(tmp_path / "none.mp4", tmp_path / "ann.mp4" if annotate else None))
-  assert recs == [] and labeller.stats["frames"] == 100
+  assert recs == [] and labeller.stats["frames"] == 60
   assert most <= (label.FLUSH_FRAMES + 3 if annotate else 3), most

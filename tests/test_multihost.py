@@ -161,9 +161,9 @@ def unbroken(tmp_path_factory, fake_archive, tfds_dir):
   """
   d = tmp_path_factory.mktemp("unbroken")
   with Launcher(d, fake_archive[0], tfds_dir) as launch:
-    runs = {
-      name: finish(launch(d / name, p, n, *FLAGS)) for name, p, n in (("two", 2, 2), ("one", 1, 4), ("pair", 1, 2))
-    }
+    runs = {"two": finish(launch(d / "two", 2, 2, *FLAGS))}
+    single = {name: launch(d / name, 1, n, *FLAGS) for name, n in (("one", 4), ("pair", 2))}  # side by side
+    runs |= {name: finish(procs) for name, procs in single.items()}
   return {**{name: (d / name, out) for name, out in runs.items()}, "spread": distances(d / "pair", d / "one")}
 
 

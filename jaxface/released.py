@@ -31,9 +31,16 @@ SOURCES = {
   "cydral": Source(
     lambda s: cydral.to_flat(cydral.graph_bytes(s)), cydral.backbone_only, cydral.WHEEL, "cydral_released", 64
   ),
-  "faceres": Source(
-    lambda s: faceres.to_flat(faceres.model_files(s)), faceres.backbone_only, faceres.PACKAGE, "faceres_released", 224
-  ),
+  **{
+    arch: Source(
+      lambda s, r=release: faceres.to_flat(faceres.model_files(s, r)),
+      faceres.backbone_only,
+      release.package,
+      f"{arch}_released",
+      224,
+    )
+    for arch, release in faceres.RELEASES.items()
+  },
 }
 
 

@@ -34,13 +34,21 @@ __all__ = [
   "mode",
 ]
 
-ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral", "faceres")  # the trainable ones
+ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral", "faceres", "faceres_deep")  # the trainable ones
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes; parameters stay float32
 TORCHVISION = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
-BACKBONES = TORCHVISION | {"cydral": Cydral, "faceres": FaceRes}  # pretrained backbones under new heads
+BACKBONES = TORCHVISION | {
+  "cydral": Cydral,
+  "faceres": FaceRes,
+  "faceres_deep": FaceRes,
+}  # pretrained backbones under new heads
 # Released networks with their own heads, as published: evaluated and used, never trained (python -m jaxface.convert
 # --released makes a workdir of one).
-RELEASED = {"cydral_released": CydralReleased, "faceres_released": FaceResReleased}
+RELEASED = {
+  "cydral_released": CydralReleased,
+  "faceres_released": FaceResReleased,
+  "faceres_deep_released": FaceResReleased,
+}
 
 
 def imagenet_normalised(arch: str) -> bool:

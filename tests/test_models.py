@@ -32,6 +32,7 @@ def _params_and_flops(arch: str, size: int, monkeypatch) -> tuple[int, float]:
     ("resnet50", 24.03, 2.55),
     ("cydral", 2.87, 0.62),
     ("faceres", 3.53, 0.37),
+    ("faceres_deep", 3.53, 0.37),
   ],  # fmt: skip
 )
 def test_sizes_as_documented(arch, mparams, gflops, monkeypatch):

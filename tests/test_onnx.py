@@ -44,8 +44,9 @@ def _same(fn, model, x):
     np.testing.assert_allclose(g, w, rtol=TOL, atol=TOL)
 
 
-@pytest.mark.parametrize("arch", models.ARCHS)
+@pytest.mark.parametrize("arch", [a for a in models.ARCHS if a != "faceres_deep"])
 def test_every_arch_converts_and_onnxruntime_gives_jax_numbers(arch, photos):
+  """Each network once (faceres_deep is faceres's network with other weights)."""
   size = 64 if arch in ("faceres", "cydral") else 32  # small: the conversion does not depend on the size
   cfg = config_lib.make(arch, image_size=size, age_head="distribution")
   m = models.from_config(cfg)

@@ -142,9 +142,10 @@ def stream_vs_step(manifest: Path, tfds_dir: Path, steps_timed: int) -> list[dic
   import train_throughput
 
   from jaxface import config as config_lib
-  from jaxface import sharding, xla_options
+  from jaxface import sharding
   from jaxface.data import pipeline, prepare
   from jaxface.training import feeds, model_def, optimizer, steps
+  from jaxface.xla import options as xla_options
 
   # The step train_throughput.bench times: the custom arch at the cpu preset's shape, 64 px and batch 64.
   cfg = config_lib.make(

@@ -29,7 +29,7 @@ import detector
 import numpy as np
 
 from jaxface.inference import export
-from jaxface.inference.predictor import FIELDS
+from jaxface.inference.records import FIELDS
 
 
 def make_photos(folder: Path, faces: list[dict], n: int, seed: int) -> int:

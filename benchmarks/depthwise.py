@@ -29,9 +29,9 @@ import train_throughput
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface import depthwise
 from jaxface.inference import InferenceModel, Restored
 from jaxface.training import model_def
+from jaxface.xla import depthwise
 
 FORMS = ("grouped", "shifted")
 # The measured shapes, and tiny ones that check the script end to end in seconds (--rehearse).

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxface import xla_options
 from jaxface.faces import cnn
+from jaxface.xla import options as xla_options
 
 
 def the_views(n: int, size: int) -> np.ndarray:

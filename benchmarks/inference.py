@@ -22,9 +22,9 @@ import jax
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import xla_options
 from jaxface.inference import InferenceModel, Restored
 from jaxface.training import model_def
+from jaxface.xla import options as xla_options
 
 
 def main() -> None:

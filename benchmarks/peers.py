@@ -44,7 +44,9 @@ from tqdm import tqdm
 from jaxface import files, metrics, provenance
 from jaxface.data import prepare
 from jaxface.data import source as source_lib
+from jaxface.faces import image
 from jaxface.inference import predictions
+from jaxface.ports import backbone
 
 MAX_CYDRAL_AGE = 80
 
@@ -88,12 +90,11 @@ def faceres_peer(weights_dir: str):
   import jax
   from flax import nnx
 
-  from jaxface import faceres as faceres_lib
-  from jaxface import weights
   from jaxface.models import faceres as faceres_model
+  from jaxface.ports import faceres as faceres_lib
 
   model = faceres_model.FaceResReleased(bgr=False, rngs=nnx.Rngs(0))  # human feeds RGB
-  weights.load_backbone(model, faceres_lib.to_flat(faceres_lib.model_files(weights_dir)), weights_dir)
+  backbone.load_backbone(model, faceres_lib.to_flat(faceres_lib.model_files(weights_dir)), weights_dir)
 
   @jax.jit
   def forward(x):
@@ -132,7 +133,7 @@ def score(peer: str, faces: list[source_lib.Record], max_age: int | None, facere
   run = PEERS[peer][0](faceres_dir) if peer == "faceres" else PEERS[peer][0]()
   pred_age, p_female = [], []
   for r in tqdm(faces, desc=peer, disable=None, mininterval=5):
-    a, p = run(source_lib.to_rgb(Image.open(io.BytesIO(r.data))))
+    a, p = run(image.to_rgb(Image.open(io.BytesIO(r.data))))
     pred_age.append(a)
     p_female.append(p)
   cols = {

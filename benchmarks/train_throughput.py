@@ -26,9 +26,10 @@ import numpy as np
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface import depthwise as depthwise_lib
-from jaxface import sharding, xla_options
+from jaxface import sharding
 from jaxface.training import model_def, optimizer, steps
+from jaxface.xla import depthwise as depthwise_lib
+from jaxface.xla import options as xla_options
 
 
 def prepare(arch: str, batch: int, size: int, dtype: str, devices: str, compiler_options="jaxface", depthwise="auto"):

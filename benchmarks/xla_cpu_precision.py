@@ -19,9 +19,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxface import xla_options
 from jaxface.models import get_model
 from jaxface.training import losses
+from jaxface.xla import options as xla_options
 
 
 def _flat(tree) -> np.ndarray:

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface import config as config_lib
-from jaxface import xla_options
 from jaxface.training import model_def, optimizer, steps
+from jaxface.xla import options as xla_options
 
 
 def main() -> None:

@@ -111,8 +111,8 @@ def train_step(arch: str, batch: int, size: int, calls: int, peak: float | None)
 def detector(batch: int, calls: int, peak: float | None) -> dict:
   from flax import nnx
 
-  from jaxface import xla_options
   from jaxface.faces import cnn
+  from jaxface.xla import options as xla_options
 
   model = cnn.load_model()
   graphdef, state = nnx.split(model)

@@ -4,7 +4,7 @@
 
 Each validation face (the 200x200 original, read from the archive) is degraded
 on the host as a user's photo might be, then sized for the model as the
-dataset is (``source.to_square``): clean; grayscale; blur (Gaussian, radius 2
+dataset is (``faces.image.to_square``): clean; grayscale; blur (Gaussian, radius 2
 px at 200 px); noise (Gaussian, std 12/255); JPEG at quality 20 (Pillow's
 encoder, not the training's on-device approximation); a colour cast (R x1.2,
 B x0.8); dark (brightness x0.5). One JSON file: per workdir and condition, n,
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from jaxface import files, metrics, provenance  # noqa: E402
 from jaxface.data import source as source_lib  # noqa: E402
+from jaxface.faces import image  # noqa: E402
 from jaxface.inference import predictions  # noqa: E402
 
 
@@ -82,7 +83,7 @@ def main() -> int:
     size = r.cfg.image_size
     out = {}
     for cond, degrade in CONDITIONS.items():
-      images = np.stack([np.asarray(source_lib.to_square(degrade(f["image"]), size)) for f in faces])
+      images = np.stack([np.asarray(image.to_square(degrade(f["image"]), size)) for f in faces])
       preds = {"age": [], "p_female": []}
       for i in range(0, len(images), 100):
         got = fn(images[i : i + 100])

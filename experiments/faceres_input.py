@@ -41,8 +41,8 @@ def main() -> int:
   import jax.numpy as jnp
   from flax import nnx
 
-  from jaxface import faceres, weights
   from jaxface.models import faceres as faceres_model
+  from jaxface.ports import backbone, faceres
 
   data = str(source_lib.locate(args.data))
   src = prepare.prepare(data, "subset5000", 64, None).as_data_source("validation")
@@ -58,7 +58,7 @@ def main() -> int:
   results = []
   for bgr in (False, True):
     model = faceres_model.FaceResReleased(bgr=bgr, rngs=nnx.Rngs(0))
-    weights.load_backbone(model, flat, args.faceres)
+    backbone.load_backbone(model, flat, args.faceres)
 
     @jax.jit
     def forward(x, model=model):

@@ -33,20 +33,21 @@ from pathlib import Path
 
 from flax import nnx
 
-from jaxface import cli, files, provenance, released, weights
+from jaxface import cli, fetch, files, provenance
 from jaxface import config as config_lib
 from jaxface.checkpoint import Checkpointer
 from jaxface.data.utk_face import DATASETS
 from jaxface.models import BACKBONES, TORCHVISION, get_model
+from jaxface.ports import backbone, released, tensor_files, torchvision_weights
 
 
 def _read(arch: str, source: str | None) -> tuple[dict, str]:
   """(flat arrays in the port's layout, where they came from)."""
   if arch in TORCHVISION:
     if source is None:
-      raise weights.WeightsError(f"--arch {arch} needs --source (a file, or 'torchvision' to download it)")
-    path = weights.download_torchvision(arch) if source == "torchvision" else source
-    return weights.torch_to_flat(weights.read_torch_file(path)), str(path)
+      raise fetch.WeightsError(f"--arch {arch} needs --source (a file, or 'torchvision' to download it)")
+    path = torchvision_weights.download(arch) if source == "torchvision" else source
+    return torchvision_weights.torch_to_flat(tensor_files.read_torch_file(path)), str(path)
   src = released.SOURCES[arch]
   return src.read(source), source or src.origin
 
@@ -55,9 +56,9 @@ def convert(arch: str, source: str | None, out: str) -> dict:
   flat, origin = _read(arch, source)
   if arch in released.SOURCES:
     flat = released.SOURCES[arch].backbone(flat)
-  backbone = BACKBONES[arch](rngs=nnx.Rngs(0))
-  weights.load_backbone(backbone, flat, source=origin)  # the strict check
-  weights.save_converted(out, arch, flat, origin)
+  net = BACKBONES[arch](rngs=nnx.Rngs(0))
+  backbone.load_backbone(net, flat, source=origin)  # the strict check
+  backbone.save_converted(out, arch, flat, origin)
   return {"arch": arch, "source": origin, "out": out, "tensors": len(flat)}
 
 
@@ -71,11 +72,11 @@ def write_released(arch: str, source: str | None, out: str, dataset: str = confi
      "age_head": "distribution"}
   )  # fmt: skip
   model = get_model(cfg.arch, image_size=cfg.image_size)
-  weights.load_backbone(model, flat, source=origin)
+  backbone.load_backbone(model, flat, source=origin)
   workdir = Path(out)
   workdir.mkdir(parents=True, exist_ok=True)
   if (workdir / "checkpoints").exists():
-    raise weights.WeightsError(f"{workdir} already holds checkpoints; give a new --out")
+    raise fetch.WeightsError(f"{workdir} already holds checkpoints; give a new --out")
   files.write_text(workdir / "config.json", cfg.to_json())
   _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   ckpt = Checkpointer(workdir / "checkpoints")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
       info = write_released(args.arch, args.source, args.out, args.dataset)
     else:
       info = convert(args.arch, args.source, args.out)
-  except weights.WeightsError as e:
+  except fetch.WeightsError as e:
     return cli.error(e)
   print(f"converted {info['tensors']} tensors of {info['source']} ({info['arch']}) -> {info['out']}")
   return 0

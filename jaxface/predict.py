@@ -33,10 +33,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jaxface import cli, compile_cache, faces
+from jaxface import cli, faces
 from jaxface.inference import CHECKPOINTS
-from jaxface.inference.predictor import FIELDS, Predictor
+from jaxface.inference.predictor import Predictor
+from jaxface.inference.records import FIELDS
 from jaxface.video import frames as frames_lib
+from jaxface.xla import compile_cache
 
 
 def main(argv: list[str] | None = None) -> int:

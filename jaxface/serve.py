@@ -17,10 +17,11 @@ import sys
 
 import numpy as np
 
-from jaxface import cli, compile_cache, faces
+from jaxface import cli, faces
 from jaxface.faces.detect import DETECTORS
 from jaxface.inference.names import CHECKPOINTS
 from jaxface.serving.limits import Limits
+from jaxface.xla import compile_cache
 
 EXTRA_CONNECTIONS = 32  # beyond the work paths' places and line: /v1/model, /healthz, the page
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxface import compile_cache
+from jaxface.xla import compile_cache
 
 sys.path.insert(0, str(Path(__file__).parent))
 # Downloaded and converted weights (the detector, the released networks) go to a cache of the tests' own, never to

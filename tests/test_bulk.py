@@ -20,7 +20,7 @@ from jaxface.bulk import __main__ as bulk  # noqa: E402
 from jaxface.bulk import inputs, job  # noqa: E402
 from jaxface.data import manifest  # noqa: E402
 from jaxface.inference import export  # noqa: E402
-from jaxface.inference.predictor import DETECT_PHOTOS, FIELDS  # noqa: E402
+from jaxface.inference.records import DETECT_PHOTOS, FIELDS  # noqa: E402
 
 
 def album(d: Path, n: int) -> Path:
@@ -185,3 +185,22 @@ def test_a_name_that_is_not_utf8_is_a_row_like_any_other(model, tmp_path):
   pq.write_table(labelled, tmp_path / "rows.parquet")
   (row,) = pq.read_table(tmp_path / "rows.parquet").to_pylist()
   assert row["file"] == item["file"] and row["status"] == "ok" and row["age"] is not None
+
+
+def test_a_photo_that_breaks_the_detector_is_an_error_row_and_its_chunk_is_labelled(tmp_path, monkeypatch):
+  """The Crops stage walks photos through predict's loop (records.photo_rows), with its per-photo fallback; the stage
+  runs here, without Ray."""
+  import pyarrow as pa
+  from test_predict import breaks_on
+
+  from jaxface.bulk import stages
+
+  photos = album(tmp_path / "photos", 3)
+  Image.new("RGB", (97, 89), (128, 128, 128)).save(photos / "odd.jpg")
+  items = inputs.items([str(photos)])
+  breaks_on((97, 89), monkeypatch)
+  rows = stages.Crops(32)(pa.table({"items": [items]})).to_pylist()
+  by_file = {Path(r["file"]).name: r for r in rows}
+  assert by_file["odd.jpg"]["status"] == "error" and "detection failed (RuntimeError" in by_file["odd.jpg"]["error"]
+  assert by_file["photo000.jpg"]["status"] == "no_face"  # every fifth photo has no face
+  assert by_file["photo001.jpg"]["status"] == "ok" and len(by_file["photo001.jpg"]["crop"]) == 32 * 32 * 3

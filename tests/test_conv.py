@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxface import conv
 from jaxface.models import custom
+from jaxface.xla import conv
 
 
 def _rel(a, b) -> float:

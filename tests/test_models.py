@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from jaxface import config as config_lib
-from jaxface import conv, depthwise
 from jaxface.models import get_model, mode
 from jaxface.training import model_def, optimizer, steps
+from jaxface.xla import conv, depthwise
 
 
 def _params_and_flops(arch: str, size: int, monkeypatch) -> tuple[int, float]:

@@ -14,7 +14,8 @@ from PIL import Image
 from jaxface import config as config_lib
 from jaxface import export as export_cli
 from jaxface import models
-from jaxface.data import augment, source
+from jaxface.data import augment
+from jaxface.faces import image
 from jaxface.inference import export, jaxpr_onnx, onnx_model
 from jaxface.inference.predictor import Predictor
 
@@ -28,7 +29,7 @@ def photos():
 
 
 def _faces(photos, n: int, size: int) -> np.ndarray:
-  crops = [np.asarray(source.to_square(p, size)) for p in photos]
+  crops = [np.asarray(image.to_square(p, size)) for p in photos]
   return np.stack([crops[i % len(crops)] for i in range(n)])
 
 

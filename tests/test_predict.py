@@ -113,3 +113,32 @@ def test_no_detect_on_a_utkface_face_gives_one_record(trained, real_data):
     data = tar.extractfile(m).read()
   recs = Predictor.from_workdir(trained, detect=False).predict(Image.open(io.BytesIO(data)))
   assert len(recs) == 1 and recs[0]["status"] == "ok" and recs[0]["box"] == [0, 0, 200, 200]
+
+
+def breaks_on(size: tuple[int, int], monkeypatch) -> None:
+  """The detector raises on any batch holding a photo of ``size`` (as a malformed photo might make it)."""
+  real = faces.detect_many
+
+  def detect_many(images, *a, **kw):
+    if any(im.size == size for im in images):
+      raise RuntimeError("the detector broke")
+    return real(images, *a, **kw)
+
+  monkeypatch.setattr(faces, "detect_many", detect_many)
+
+
+def test_a_photo_that_breaks_the_detector_is_its_own_error_row(predictor, photos, monkeypatch):
+  """records.photo_rows: its chunk is retried a photo at a time, so the other photos of the chunk are labelled."""
+  breaks_on((97, 89), monkeypatch)
+  odd = Image.new("RGB", (97, 89), (128, 128, 128))
+  got = list(predictor.predict_many(
+    [faces.load_photo(photos / "astronaut.jpg"), faces.load_photo(odd, "odd"), faces.load_photo(photos / "coffee.jpg")]
+  ))  # fmt: skip
+  by_file = {r["file"]: r for r in got}
+  assert by_file["odd"] == {
+    "file": "odd",
+    "status": "error",
+    "error": "detection failed (RuntimeError: the detector broke)",
+  }
+  assert by_file[str(photos / "astronaut.jpg")]["status"] == "ok"
+  assert by_file[str(photos / "coffee.jpg")]["status"] == "no_face"

@@ -9,8 +9,9 @@ import pytest
 from conftest import shared_file_or_skip
 from flax import nnx
 
-from jaxface import convert, weights
+from jaxface import convert, fetch
 from jaxface.models import MobileNetV2, ResNet50
+from jaxface.ports import backbone, tensor_files, torchvision_weights
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def features(backbone, x_nchw):
 def test_resnet50_matches_torchvision(ref, size):
   sd = synthetic_resnet50(ref)
   model = ResNet50(rngs=nnx.Rngs(0))
-  weights.load_backbone(model, weights.torch_to_flat(sd))
+  backbone.load_backbone(model, torchvision_weights.torch_to_flat(sd))
   feats = features(model, ref[f"input_{size}"])
   assert rel_err(feats, ref[f"resnet50_synthetic_features_{size}"]) <= 1e-4
   logits = feats @ sd["fc.weight"].T + sd["fc.bias"]
@@ -57,13 +58,13 @@ def test_resnet50_matches_torchvision(ref, size):
 
 @pytest.fixture(scope="module")
 def mobilenet_sd():
-  return weights.read_safetensors(shared_file_or_skip("weights/mobilenet_v2-b0353104.safetensors"))
+  return tensor_files.read_safetensors(shared_file_or_skip("weights/mobilenet_v2-b0353104.safetensors"))
 
 
 @pytest.mark.parametrize("size", [224, 128])
 def test_mobilenet_v2_matches_torchvision(ref, mobilenet_sd, size):
   model = MobileNetV2(rngs=nnx.Rngs(0))
-  weights.load_backbone(model, weights.torch_to_flat(mobilenet_sd))
+  backbone.load_backbone(model, torchvision_weights.torch_to_flat(mobilenet_sd))
   logits = (
     features(model, ref[f"input_{size}"]) @ mobilenet_sd["classifier.1.weight"].T + mobilenet_sd["classifier.1.bias"]
   )
@@ -75,21 +76,21 @@ def test_mobilenet_v2_matches_torchvision(ref, mobilenet_sd, size):
 
 
 def test_strict_key_and_shape_check(mobilenet_sd):
-  flat = weights.torch_to_flat(mobilenet_sd)
+  flat = torchvision_weights.torch_to_flat(mobilenet_sd)
   model = MobileNetV2(rngs=nnx.Rngs(0))
   broken = dict(flat)
   broken.pop(("features", 1, "conv", 1, "kernel"))
-  with pytest.raises(weights.WeightsError, match="1 missing"):
-    weights.load_backbone(model, broken)
-  with pytest.raises(weights.WeightsError, match="does not fit the ResNet50"):
-    weights.load_backbone(ResNet50(rngs=nnx.Rngs(0)), flat)
+  with pytest.raises(fetch.WeightsError, match="1 missing"):
+    backbone.load_backbone(model, broken)
+  with pytest.raises(fetch.WeightsError, match="does not fit the ResNet50"):
+    backbone.load_backbone(ResNet50(rngs=nnx.Rngs(0)), flat)
 
 
 def test_convert_cli_round_trip(tmp_path, mobilenet_sd):
   src = shared_file_or_skip("weights/mobilenet_v2-b0353104.safetensors")
   assert convert.main(["--arch", "mobilenet_v2", "--source", str(src), "--out", str(tmp_path / "mnv2")]) == 0
-  flat = weights.read_pretrained(tmp_path / "mnv2")
-  want = weights.torch_to_flat(mobilenet_sd)
+  flat = backbone.read_pretrained(tmp_path / "mnv2")
+  want = torchvision_weights.torch_to_flat(mobilenet_sd)
   assert flat.keys() == want.keys()
   for k in want:
     np.testing.assert_array_equal(flat[k], want[k])
@@ -97,8 +98,8 @@ def test_convert_cli_round_trip(tmp_path, mobilenet_sd):
 
 def test_safetensors_round_trip_and_bf16(tmp_path):
   a = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "y": np.ones(4, np.float32)}
-  weights.write_safetensors(tmp_path / "a.safetensors", a)
-  b = weights.read_safetensors(tmp_path / "a.safetensors")
+  tensor_files.write_safetensors(tmp_path / "a.safetensors", a)
+  b = tensor_files.read_safetensors(tmp_path / "a.safetensors")
   assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -108,28 +109,28 @@ def test_pth_without_torch_says_how(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
   p = tmp_path / "resnet50-0676ba61.pth"
   p.write_bytes(b"PK")
-  with pytest.raises(weights.WeightsError, match="(?s)needs PyTorch.*safetensors"):
-    weights.read_torch_file(p)
+  with pytest.raises(fetch.WeightsError, match="(?s)needs PyTorch.*safetensors"):
+    tensor_files.read_torch_file(p)
 
 
 def test_offline_download_names_the_file(tmp_path, monkeypatch):
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
 
   def offline(*a, **k):
-    raise weights.urllib.error.URLError("no network")
+    raise fetch.urllib.error.URLError("no network")
 
-  monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
-  with pytest.raises(weights.WeightsError, match=f"put it at {tmp_path}/resnet50-0676ba61.pth"):
-    weights.download_torchvision("resnet50")
+  monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
+  with pytest.raises(fetch.WeightsError, match=f"put it at {tmp_path}/resnet50-0676ba61.pth"):
+    torchvision_weights.download("resnet50")
 
 
 def test_torchvision_files_are_pinned_by_their_full_digest(tmp_path, monkeypatch):
   """Each pin is a whole sha256 (not the 8 hex digits, 32 bits, in torchvision's file name, which it must agree
   with), and a file that is not the pinned one is refused, saying so."""
-  for arch, url in weights.TORCHVISION_URLS.items():
-    pin = weights.TORCHVISION_SHA256[arch]
+  for arch, url in torchvision_weights.TORCHVISION_URLS.items():
+    pin = torchvision_weights.TORCHVISION_SHA256[arch]
     assert len(pin) == 64 and pin.startswith(url.rsplit("-", 1)[1].split(".")[0])
   monkeypatch.setenv("JAXFACE_CACHE", str(tmp_path))
   (tmp_path / "mobilenet_v2-b0353104.pth").write_bytes(b"not the weights")
-  with pytest.raises(weights.WeightsError, match="is not the pinned b03531047ffa"):
-    weights.download_torchvision("mobilenet_v2")
+  with pytest.raises(fetch.WeightsError, match="is not the pinned b03531047ffa"):
+    torchvision_weights.download("mobilenet_v2")

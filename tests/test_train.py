@@ -16,9 +16,10 @@ from conftest import TINY_WIDTHS as TINY
 from conftest import assert_within_spread, relative_differences, restored_params, tiny_cfg, xla_flags
 
 from jaxface import config as config_lib
-from jaxface import models, xla_options
+from jaxface import models
 from jaxface import train as train_cli
 from jaxface.training import losses, trainer
+from jaxface.xla import options as xla_options
 
 
 def test_runlocal_outputs(tmp_path, fake_archive, tfds_dir):

@@ -141,3 +141,33 @@ def test_a_long_stretch_without_faces_holds_no_more_than_a_flush_of_frames(train
   recs = list(labeller.run(tmp_path / "none.mp4", tmp_path / "ann.mp4" if annotate else None))
   assert recs == [] and labeller.stats["frames"] == 60
   assert most <= (label.FLUSH_FRAMES + 3 if annotate else 3), most
+
+
+def test_a_frame_that_breaks_the_detector_is_its_own_error_row(trained, clip):
+  """The video goes through records.photo_rows too: the frame whose detection fails is one error row, and the video
+  goes on, its faces still followed."""
+  from jaxface.faces import cnn
+  from jaxface.inference.predictor import Predictor
+
+  class Breaks:
+    """The real detector, except that its third full detection (frame 10, with every=5) raises."""
+
+    def __init__(self):
+      self.real, self.calls = cnn.default(), 0
+
+    def detect_many(self, images):
+      self.calls += 1
+      if self.calls == 3:
+        raise RuntimeError("the detector broke")
+      return self.real.detect_many(images)
+
+    def look_again(self, *a):
+      return self.real.look_again(*a)
+
+  labeller = label.VideoLabeller(Predictor.from_workdir(trained, batch_size=8), every=5, detector=Breaks())
+  recs = list(labeller.run(clip))
+  (err,) = [r for r in recs if r["status"] == "error"]
+  assert err == {"file": str(clip), "frame": 10, "time_s": 1.0, "status": "error",
+                 "error": "detection failed (RuntimeError: the detector broke)"}  # fmt: skip
+  assert {r["frame"] for r in recs if r["status"] == "ok"} >= set(range(11, N))  # followed after it
+  assert labeller.stats["frames"] == N and len(labeller.tracks) >= 2

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxface import xla_options
 from jaxface.models import get_model
 from jaxface.training import losses
+from jaxface.xla import options as xla_options
 
 pytestmark = pytest.mark.skipif(
   not jaxlib.__version__.startswith("0.10."), reason=f"the options name jaxlib 0.10's enums (here {jaxlib.__version__})"
@@ -72,7 +72,7 @@ def test_convolutions_leave_ynnpack_and_gradients_match_float64(monkeypatch, arc
 
 def test_the_compile_cache_refuses_a_folder_others_can_write(tmp_path, monkeypatch):
   """Compiled code from a folder that group or others may write to would run in every predict process: refused."""
-  from jaxface import compile_cache
+  from jaxface.xla import compile_cache
 
   monkeypatch.setenv("JAXFACE_XLA_CACHE", str(tmp_path / "xla"))
   d = compile_cache.directory()

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from jaxface.bulk import stages
-from jaxface.inference.predictor import DETECT_PHOTOS
+from jaxface.inference.records import DETECT_PHOTOS
 
 LABEL_CPUS = 0.25  # Ray's logical share for a Labels actor on a cluster without GPUs
 

@@ -1,32 +1,36 @@
 """The two stages of a bulk run, as Ray Data callable classes over Arrow batches (no Ray import here).
 
 ``Crops`` (CPU): photos -> one row per face, with its crop as bytes; a photo without a face, or one that cannot be
-read or detected, is one row with its status. ``Labels``: those rows -> ``predict``'s records, the model run on the
-faces' crops in batches. Both are made once per actor, so the detector and the model compile once per worker.
+read or detected, is one row with its status (``records.photo_rows``, the loop ``predict`` runs). ``Labels``: those
+rows -> ``predict``'s records, the model run on the faces' crops in batches. Both are made once per actor, so the detector and the model compile once per worker.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from jaxface import compile_cache, faces
-from jaxface.inference.predictor import FIELDS, Predictor, face_crops
+from jaxface import faces
+from jaxface.inference import records
+from jaxface.inference.predictor import Predictor
+from jaxface.xla import compile_cache
 
 _TYPES = {
   "file": pa.string(), "status": pa.string(), "face": pa.int32(), "box": pa.list_(pa.int32()),
   "age": pa.float64(), "age_low": pa.float64(), "age_high": pa.float64(), "gender": pa.string(),
   "p_female": pa.float64(), "score": pa.float64(), "error": pa.string(),
 }  # fmt: skip
-RECORDS = pa.schema([(k, _TYPES[k]) for k in FIELDS])  # the Parquet files' schema: predict's fields, in its order
+RECORDS = pa.schema(
+  [(k, _TYPES[k]) for k in records.FIELDS]
+)  # the Parquet files' schema: predict's fields, in its order
 CROPS = pa.schema([*RECORDS, ("crop", pa.binary())])
 
 
 class Crops:
-  """Reads, detects and crops (``face_crops``, as ``predict`` does) the photos of chunks of items."""
+  """Reads, detects and crops the photos of chunks of items, through the loop ``predict`` runs
+  (``records.photo_rows``)."""
 
   def __init__(self, size: int, detect: bool = True, detector: str = "cnn"):
     compile_cache.enable()  # the other actors of this node load what one compiled
@@ -34,32 +38,18 @@ class Crops:
 
   def __call__(self, batch: pa.Table) -> pa.Table:
     """The rows of a chunk of items (a row of ``batch``): their readable photos' faces found together, as
-    ``predict_many`` finds a chunk's."""
+    ``predict`` finds a chunk's."""
     (items,) = batch.column("items").to_pylist()
     photos = [faces.Photo(it["file"], error=it["error"]) if it["error"] else _load(it) for it in items]
-    readable = [p for p in photos if not p.error]
-    try:
-      found = iter(face_crops(readable, self.size, self.detect, self.detector))
-    except Exception:  # noqa: BLE001  (a photo that breaks the detector: find which, one at a time)
-      found = iter(self._one_by_one(readable))
     rows = []
-    for photo in photos:
-      each = None if photo.error else next(found)
-      if photo.error or isinstance(each, str):
-        rows.append({"file": photo.file, "status": "error", "error": photo.error or each})
-      elif not each:
-        rows.append({"file": photo.file, "status": "no_face"})
-      else:
-        rows += [rec | {"crop": np.ascontiguousarray(pixels, np.uint8).tobytes()} for rec, pixels in each]
+    for _, each in records.photo_rows(photos, self.find, chunk=max(len(photos), 1)):
+      rows += [
+        rec if crop is None else rec | {"crop": np.ascontiguousarray(crop, np.uint8).tobytes()} for rec, crop in each
+      ]
     return pa.Table.from_pylist(rows, schema=CROPS)
 
-  def _one_by_one(self, photos: list[faces.Photo]) -> Iterator[list | str]:
-    """Each photo's faces, or why the detector failed on it: one photo's failure is its own error row."""
-    for photo in photos:
-      try:
-        yield face_crops([photo], self.size, self.detect, self.detector)[0]
-      except Exception as e:  # noqa: BLE001
-        yield f"detection failed ({type(e).__name__}: {e})"
+  def find(self, photos: list[faces.Photo]) -> list[list[records.Row]]:
+    return records.face_crops(photos, self.size, self.detect, self.detector)
 
 
 def _load(item: dict) -> faces.Photo:

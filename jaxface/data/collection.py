@@ -23,11 +23,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from jaxface.data import manifest as manifest_lib
 from jaxface.data import parallel
 from jaxface.data import source as source_lib
+from jaxface.faces import image
 from jaxface.faces.photos import FORMATS
 
 CROPS = ("detect", "as-is")
@@ -53,7 +54,7 @@ def _read(job: tuple[str, bool]) -> tuple[str, str | None, np.ndarray | None]:
         img.draft("RGB", (64, 64))  # JPEG: decodes every block at 1/8 scale, so a truncated file still fails
         img.load()
         return sha, None, None
-      return sha, None, np.asarray(source_lib.to_rgb(ImageOps.exif_transpose(img)))
+      return sha, None, np.asarray(image.upright(img))
   except Exception as e:  # PIL raises several types for bad bytes
     return sha, f"does not decode as an image ({type(e).__name__}: {e})", None
 
@@ -136,7 +137,7 @@ def face_pixels(record: source_lib.Record, size: int) -> np.ndarray:
   if record.face is None:
     return source_lib.decode(data, size)
   with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-    return crop(source_lib.to_rgb(ImageOps.exif_transpose(img)), record.face, size)
+    return crop(image.upright(img), record.face, size)
 
 
 def faces(records: list[source_lib.Record], size: int, workers: int | None = None):

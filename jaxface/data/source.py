@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from jaxface.data import labels as labels_lib
+from jaxface.faces import image
 
 ARCHIVE_NAME = "UTKFace.tar.gz"
 FOLDER_NAME = "UTKFace"
@@ -116,29 +117,8 @@ def iter_files(path: Path) -> Iterator[tuple[str, bytes]]:
 def decode(data: bytes, size: int | None = None) -> np.ndarray:
   """uint8 RGB pixels of an encoded image (EXIF orientation applied); square and ``size`` when given."""
   with Image.open(io.BytesIO(data)) as img:
-    img = to_rgb(ImageOps.exif_transpose(img))
-  return np.asarray(to_square(img, size) if size is not None else img, dtype=np.uint8)
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-  """RGB, 8 bits per channel. Pillow's own conversion clips 16- and 32-bit grey to 255 (an all-white
-  image): those are scaled down to 8 bits first, from 16 bits (PNG's deepest grey)."""
-  if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-    grey = np.asarray(img, np.float64) / 65535.0 * 255.0
-    img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), "L")
-  return img.convert("RGB")
-
-
-def to_square(img: Image.Image, size: int) -> Image.Image:
-  """Centre-crops to a square and resizes to ``size`` (bilinear), as the dataset's images are stored."""
-  w, h = img.size
-  if w != h:
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    img = img.crop((left, top, left + s, top + s))
-  if img.size != (size, size):
-    img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-  return img
+    img = image.upright(img)
+  return np.asarray(image.to_square(img, size) if size is not None else img, dtype=np.uint8)
 
 
 def scan(path: Path) -> tuple[list[Record], list[Skip]]:

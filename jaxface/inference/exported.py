@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxface import xla_options
+from jaxface.xla import options as xla_options
 
 FORMAT = 1
 FORWARD, META = "forward.jaxexport", "meta.json"

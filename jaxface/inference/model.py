@@ -7,11 +7,11 @@ import functools
 import jax
 from flax import nnx
 
-from jaxface import xla_options
 from jaxface.data import augment
 from jaxface.inference.names import TTA
 from jaxface.inference.restore import Restored
 from jaxface.models import heads, imagenet_normalised
+from jaxface.xla import options as xla_options
 
 
 def _forward(graphdef: nnx.GraphDef, imagenet_norm: bool, tta: str, params, batch_stats, images: jax.Array) -> dict:

@@ -11,32 +11,8 @@ import numpy as np
 from PIL import Image
 
 from jaxface import faces, shipped
-from jaxface.data import source as source_lib
 from jaxface.inference import calibration as calibration_lib
-
-FIELDS = ("file", "status", "face", "box", "age", "age_low", "age_high", "gender", "p_female", "score", "error")
-
-
-DETECT_PHOTOS = 8  # photos whose detector views share batches in predict_many (python -m jaxface.bulk's task, too)
-
-
-def face_crops(
-  photos: list[faces.Photo], size: int, detect: bool = True, detector: str = "cnn"
-) -> list[list[tuple[dict, np.ndarray]]]:
-  """The faces of each readable photo, found by ``detector`` (``faces.detect_many``; the whole photo as one face when
-  ``detect`` is False): each one's record (file, status, face, box, score; no prediction yet) and its ``size`` crop."""
-  if not detect:
-    crops = [[((0, 0, *p.image.size), None, np.asarray(source_lib.to_square(p.image, size)))] for p in photos]
-  else:
-    found = faces.detect_many([p.image for p in photos], detector)
-    crops = [[(f.box, f.score, faces.crop(p.image, f, size)) for f in fs] for p, fs in zip(photos, found, strict=True)]
-  return [
-    [
-      ({"file": p.file, "status": "ok", "face": i, "box": list(box), "score": score}, pixels)
-      for i, (box, score, pixels) in enumerate(each)
-    ]
-    for p, each in zip(photos, crops, strict=True)
-  ]
+from jaxface.inference import records as records_lib
 
 
 class Predictor:
@@ -108,7 +84,7 @@ class Predictor:
 
     ``detect``: False when the photo is already a face crop (default: as the predictor was made).
     """
-    return face_crops([photo], self.size, self.detect if detect is None else detect, self.detector)[0]
+    return records_lib.face_crops([photo], self.size, self.detect if detect is None else detect, self.detector)[0]
 
   @property
   def shapes(self) -> list[int]:
@@ -140,40 +116,28 @@ class Predictor:
       if low is not None:
         rec |= {"age_low": round(float(low[i]), 2), "age_high": round(float(high[i]), 2)}
       p = float(out["p_female"][i])
-      labelled.append(rec | {"gender": "female" if p > 0.5 else "male", "p_female": round(p, 4)})
+      labelled.append(rec | {"gender": records_lib.gender(p), "p_female": round(p, 4)})
     return labelled
 
   def predict_many(self, photos: Iterable[faces.Photo]) -> Iterator[dict]:
-    """Records for many photos: the detector runs DETECT_PHOTOS photos at a time, and the faces are batched across
-    photos at a static batch size."""
+    """Records for many photos (``records.photo_rows``: the detector runs ``records.DETECT_PHOTOS`` photos at a
+    time), the faces batched across photos at a static batch size."""
     pending: list[tuple[dict, np.ndarray]] = []
-    for chunk in _chunks(photos, DETECT_PHOTOS):
-      readable = [p for p in chunk if not p.error]
-      found = iter(face_crops(readable, self.size, self.detect, self.detector))
-      for photo in chunk:
-        if photo.error:
-          yield {"file": photo.file, "status": "error", "error": photo.error}
+    for _, rows in records_lib.photo_rows(photos, self.find_faces):
+      for rec, crop in rows:
+        if crop is None:
+          yield rec
           continue
-        each = next(found)
-        if not each:
-          yield {"file": photo.file, "status": "no_face"}
-        pending += each
-        while len(pending) >= self.batch_size:
-          yield from self._flush(pending[: self.batch_size])
-          pending = pending[self.batch_size :]
+        pending.append((rec, crop))
+        if len(pending) == self.batch_size:
+          yield from self._flush(pending)
+          pending = []
     if pending:
       yield from self._flush(pending)
 
+  def find_faces(self, photos: list[faces.Photo]) -> list[list[tuple[dict, np.ndarray]]]:
+    """``records.face_crops`` as this predictor is set up (its crop size, detector, and whether to detect)."""
+    return records_lib.face_crops(photos, self.size, self.detect, self.detector)
+
   def _flush(self, items: list[tuple[dict, np.ndarray]]) -> Iterator[dict]:
     yield from self.label([rec for rec, _ in items], self.run(np.stack([p for _, p in items])))
-
-
-def _chunks(items: Iterable, n: int) -> Iterator[list]:
-  chunk = []
-  for item in items:
-    chunk.append(item)
-    if len(chunk) == n:
-      yield chunk
-      chunk = []
-  if chunk:
-    yield chunk

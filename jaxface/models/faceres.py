@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.depthwise import DepthwiseConv
 from jaxface.models import heads
 from jaxface.models.dlib_resnet import Affine
+from jaxface.xla.depthwise import DepthwiseConv
 
 # (output channels, stride) of the 13 depthwise-separable blocks: MobileNet-v1 at width 1.0
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *((512, 1),) * 5, (1024, 2), (1024, 1))

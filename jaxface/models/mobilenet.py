@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.depthwise import DepthwiseConv
 from jaxface.models.resnet import batch_norm, conv
+from jaxface.xla.depthwise import DepthwiseConv
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block)
 _SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))

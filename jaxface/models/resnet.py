@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface import conv as conv_lib
+from jaxface.xla import conv as conv_lib
 
 BN_MOMENTUM = 0.9  # torch momentum 0.1
 BN_EPS = 1e-5

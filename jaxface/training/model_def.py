@@ -10,10 +10,11 @@ from collections.abc import Callable
 import jax
 from flax import nnx
 
-from jaxface import models, released, weights
+from jaxface import models
 from jaxface.config import Config
 from jaxface.data import augment
-from jaxface.models import BACKBONES, TORCHVISION, from_config, imagenet_normalised
+from jaxface.models import BACKBONES, from_config, imagenet_normalised
+from jaxface.ports import backbone, released
 
 # (batch["image"], augmentation key or None) -> the model's input.
 Inputs = Callable[[jax.Array, jax.Array | None], jax.Array]
@@ -46,17 +47,7 @@ def init_model(cfg: Config) -> tuple[ModelDef, nnx.State, nnx.State]:
       raise ValueError(
         f"--pretrained applies to the pretrained backbones {sorted(BACKBONES)}, not to arch {cfg.arch!r}"
       )
-    source = released_weights(cfg.arch) if cfg.pretrained == RELEASED_WEIGHTS else cfg.pretrained
-    weights.load_backbone(model.backbone, weights.read_pretrained(source), source=str(source))
+    source = released.weights(cfg.arch) if cfg.pretrained == released.RELEASED_WEIGHTS else cfg.pretrained
+    backbone.load_backbone(model.backbone, backbone.read_pretrained(source), source=str(source))
     logging.info("Backbone loaded from %s (heads start fresh)", source)
   return split(model, image_inputs(imagenet_normalised(cfg.arch), cfg.augment_quality))
-
-
-RELEASED_WEIGHTS = "released"  # --pretrained released: the arch's published weights, fetched (digest-checked) once
-
-
-def released_weights(arch: str):
-  """The published weights of ``arch``'s backbone: downloaded and checked on first use, then cached."""
-  if arch in TORCHVISION:
-    return weights.download_torchvision(arch)
-  return released.cached_backbone(arch)

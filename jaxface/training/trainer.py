@@ -22,10 +22,11 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxface import checkpoint, files, metrics, provenance, sharding, xla_options
+from jaxface import checkpoint, files, metrics, provenance, sharding
 from jaxface import config as config_lib
 from jaxface.data import arrays, pipeline, prepare
 from jaxface.training import feeds, guard, model_def, optimizer, steps, workdir_lock
+from jaxface.xla import options as xla_options
 
 
 class NonFiniteLossError(FloatingPointError):

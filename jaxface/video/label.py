@@ -16,6 +16,7 @@ not their labels:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from jaxface import faces
 from jaxface.faces import cnn
 from jaxface.faces.detect import from_detection
 from jaxface.inference import calibration as calibration_lib
+from jaxface.inference import records
 from jaxface.video import frames as frames_lib
 from jaxface.video.track import Tracker
 
@@ -51,7 +53,15 @@ def combine(age: np.ndarray, p_female: np.ndarray, spread: np.ndarray | None, ca
     low, high = calibration_lib.interval(np.array([a]), calibration, None if s is None else np.array([s]))
     out |= {"age_low": round(float(low[0]), 2), "age_high": round(float(high[0]), 2)}
   p = float(p_female.mean())
-  return out | {"gender": "female" if p > 0.5 else "male", "p_female": round(p, 4)}
+  return out | {"gender": records.gender(p), "p_female": round(p, 4)}
+
+
+@dataclasses.dataclass
+class Frame(faces.Photo):
+  """A video frame, as ``records.photo_rows`` walks photos."""
+
+  index: int = 0
+  t: float = 0.0
 
 
 class VideoLabeller:
@@ -93,17 +103,26 @@ class VideoLabeller:
         yield from done
       pending.clear()
 
-    for index, t, image in frames:
-      n_frames += 1
-      recs = []
-      for track in tracker.step(index, image):
+    def find(group: list[Frame]) -> list[list[records.Row]]:
+      (frame,) = group  # one frame at a time: the tracker follows them in order
+      rows = []
+      for track in tracker.step(frame.index, frame.image):
         face = from_detection(track.detection)
-        first, _ = seen.get(track.id, (index, index))
-        seen[track.id] = (first, index)
-        rec = {"file": str(path), "frame": index, "time_s": round(t, 3), "track": track.id, "status": "ok",
-               "box": list(face.box), "score": face.score}  # fmt: skip
-        recs.append((rec, faces.crop(image, face, size)))
-      pending.append((index, t, image if annotate is not None else None, recs))  # a frame kept only to be drawn
+        first, _ = seen.get(track.id, (frame.index, frame.index))
+        seen[track.id] = (first, frame.index)
+        rec = {"file": frame.file, "frame": frame.index, "time_s": round(frame.t, 3), "track": track.id,
+               "status": "ok", "box": list(face.box), "score": face.score}  # fmt: skip
+        rows.append((rec, faces.crop(frame.image, face, size)))
+      return [rows]
+
+    walk = (Frame(str(path), image, index=index, t=t) for index, t, image in frames)
+    for frame, rows in records.photo_rows(walk, find, chunk=1):
+      n_frames += 1
+      recs = [(r, crop) for r, crop in rows if crop is not None]
+      for rec, _ in rows:
+        if rec["status"] == "error":  # the detector failed on this frame: its row, and the video goes on
+          yield {"file": rec["file"], "frame": frame.index, "time_s": round(frame.t, 3), **rec}
+      pending.append((frame.index, frame.t, frame.image if annotate is not None else None, recs))  # kept only to draw
       if len(pending) >= FLUSH_FRAMES or sum(len(r) for *_, r in pending) >= self.predictor.batch_size:
         yield from flush()
     yield from flush()

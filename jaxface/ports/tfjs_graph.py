@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from jaxface.weights import WeightsError
+from jaxface.fetch import WeightsError
 
 _PLAIN = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 _QUANT = {"float16": np.float16, "uint8": np.uint8, "uint16": np.uint16}

@@ -186,7 +186,7 @@ def test_data_cli_prints_summary_and_never_imports_tensorflow(tmp_path, fake_arc
     "import sys; data, tfds_dir = sys.argv[1:];"
     "from jaxface.data import __main__ as m;"
     "rc = m.main(['--data', data, '--config', 'full', '--image-size', '24', '--tfds-dir', tfds_dir]);"
-    "from jaxface.data import prepare, pipeline; b = prepare.builder('full', 24, tfds_dir);"
+    "from jaxface.data import prepare, pipeline; b = prepare.open_data(None, 'full', 24, tfds_dir).builder;"
     "next(iter(pipeline.eval_dataset(b.as_data_source('test'), batch_size=2)));"
     "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; sys.exit(rc)"
   )

@@ -267,7 +267,7 @@ def test_annotated_copies_keep_their_folders(trained, tmp_path):
 
 
 def test_a_killed_build_is_cleaned_up(tmp_path, fake_archive):
-  b = prepare.builder("full", 24, tmp_path)
+  b = prepare.open_data(None, "full", 24, tmp_path).builder
   leftover = Path(b.data_dir).parent / f"incomplete.ABC123_{b.version}"
   leftover.mkdir(parents=True)
   (leftover / "half.array_record-00000-of-00001").write_bytes(b"partial")

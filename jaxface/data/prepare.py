@@ -1,4 +1,4 @@
-"""Preparing a dataset once, and opening its splits as data sources.
+"""What ``--data`` names (``open_data``, the one place that decides), preparing its dataset once, and its splits.
 
 ``data`` names what to build from: the UTKFace archive or folder (the utk_face
 builder), or a manifest, ``.csv`` or ``.jsonl`` (the face_manifest builder).
@@ -7,6 +7,7 @@ builder), or a manifest, ``.csv`` or ``.jsonl`` (the face_manifest builder).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from jaxface.data import face_manifest, manifest, tfds_spill
+from jaxface.data import collection, face_manifest, manifest, tfds_spill
 from jaxface.data import source as source_lib
 from jaxface.data.utk_face import Builder, make_config
 
@@ -25,46 +26,77 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
   return Path(path or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
 
 
-def builder(
+KINDS = ("utkface", "manifest")  # what --data can name
+
+
+@dataclasses.dataclass(frozen=True)
+class Opened:
+  """What ``--data`` names, decided once: its kind, the source located, and the builder of a split config of it."""
+
+  kind: str  # one of KINDS
+  # The manifest, or the UTKFace archive or folder. None: UTKFace from $JAXFACE_DATA or TFDS's manual folder, looked
+  # for only when it is needed (a prepared dataset needs neither).
+  source: Path | None
+  builder: tfds.core.DatasetBuilder
+
+  def located(self) -> Path:
+    """The source, looked for now if it was not named."""
+    return self.source or _default_download(self.builder)
+
+  def scan(self, crop: str) -> tuple[list, list]:
+    """Every usable image of the source and the skipped files, as ``evaluate --split all`` reads them."""
+    if self.kind == "manifest":
+      return collection.scan(self.source, manifest.read(self.source), crop)
+    return source_lib.scan(self.located())
+
+
+def open_data(
+  data: str | os.PathLike | None = None,
   config: str = "subset5000",
   image_size: int = 128,
   tfds_dir: str | os.PathLike | None = None,
-  source: Path | None = None,
-  data: str | os.PathLike | None = None,
   crop: str = "detect",
-) -> tfds.core.DatasetBuilder:
-  """The builder of ``data`` in split config ``config``: face_manifest for a manifest, else utk_face."""
-  if manifest.is_manifest(data):
+) -> Opened:
+  """The one place that decides what ``data`` is: a manifest (``.csv`` or ``.jsonl``) or a UTKFace download (an
+  archive or folder; None: $JAXFACE_DATA or TFDS's manual folder); ``crop``: a manifest's crop policy."""
+  if data is not None and Path(data).suffix.lower() in manifest.SUFFIXES:
+    if not manifest.is_manifest(data):
+      raise manifest.ManifestError(f"{data}: no such manifest")
+    return Opened("manifest", Path(data).expanduser(), _builder("manifest", data, config, image_size, tfds_dir, crop))
+  source = None if data is None else source_lib.locate(data)
+  return Opened("utkface", source, _builder("utkface", source, config, image_size, tfds_dir, crop))
+
+
+def _builder(kind: str, source, config: str, image_size: int, tfds_dir, crop: str) -> tfds.core.DatasetBuilder:
+  if kind == "manifest":
     return face_manifest.Builder(
-      config=face_manifest.make_config(data, config, image_size, crop), data_dir=str(data_dir(tfds_dir)),
+      config=face_manifest.make_config(source, config, image_size, crop), data_dir=str(data_dir(tfds_dir)),
       file_format="array_record",
     )  # fmt: skip
   cfg = make_config(config, image_size)
   registered = {c.name for c in Builder.BUILDER_CONFIGS}
   # TFDS takes registered configs by name only; other image sizes as a config object.
   return Builder(
-    config=cfg.name if cfg.name in registered else cfg,
-    data_dir=str(data_dir(tfds_dir)),
-    source=source,
+    config=cfg.name if cfg.name in registered else cfg, data_dir=str(data_dir(tfds_dir)), source=source,
     file_format="array_record",
-  )
+  )  # fmt: skip
 
 
-def _manual_source(b: Builder, data: str | os.PathLike | None) -> Path:
-  """The download to build from: ``data``, $JAXFACE_DATA, or TFDS's manual folder."""
-  if data is None and not os.environ.get(source_lib.ENV_VAR):
-    manual = Path(b.data_dir_root) / "downloads" / "manual"
-    try:
-      return source_lib.locate(
-        manual / source_lib.ARCHIVE_NAME
-        if (manual / source_lib.ARCHIVE_NAME).exists()
-        else manual / source_lib.FOLDER_NAME
-      )
-    except source_lib.DataNotFoundError:
-      raise source_lib.DataNotFoundError(
-        f"No UTKFace data given (--data or ${source_lib.ENV_VAR}) and none in {manual}.\n{source_lib.HOW_TO_GET}"
-      ) from None
-  return source_lib.locate(data)
+def _default_download(b: Builder) -> Path:
+  """The UTKFace download when --data names none: $JAXFACE_DATA, else TFDS's manual folder."""
+  if os.environ.get(source_lib.ENV_VAR):
+    return source_lib.locate(None)
+  manual = Path(b.data_dir_root) / "downloads" / "manual"
+  try:
+    return source_lib.locate(
+      manual / source_lib.ARCHIVE_NAME
+      if (manual / source_lib.ARCHIVE_NAME).exists()
+      else manual / source_lib.FOLDER_NAME
+    )
+  except source_lib.DataNotFoundError:
+    raise source_lib.DataNotFoundError(
+      f"No UTKFace data given (--data or ${source_lib.ENV_VAR}) and none in {manual}.\n{source_lib.HOW_TO_GET}"
+    ) from None
 
 
 def prepare(
@@ -81,16 +113,17 @@ def prepare(
   file lock in turn, and those that find it built by then reuse it.
   ``crop``: a manifest's crop policy (``collection.CROPS``).
   """
-  if data is not None and Path(data).suffix.lower() in manifest.SUFFIXES and not manifest.is_manifest(data):
-    raise manifest.ManifestError(f"{data}: no such manifest")
-  b = builder(config, image_size, tfds_dir, data=data, crop=crop)
+  opened = open_data(data, config, image_size, tfds_dir, crop)
+  b = opened.builder
   if rebuild or not b.is_prepared():
     with _lock(b):
-      b = builder(config, image_size, tfds_dir, data=data, crop=crop)
       if rebuild or not b.is_prepared():
-        b = _build(b, data, config, image_size, tfds_dir, rebuild, crop)
-  elif data is not None and not manifest.is_manifest(data):
-    built_from, asked = b.info.metadata.get("source"), str(source_lib.locate(data).resolve())
+        _build(opened, rebuild)
+    # TFDS reads a dataset's info (its metadata: splits, skips, source) when the builder is made: a new one reads
+    # what the build wrote, ours or another process's.
+    b = _builder(opened.kind, opened.source, config, image_size, tfds_dir, crop)
+  elif opened.kind == "utkface" and opened.source is not None:
+    built_from, asked = b.info.metadata.get("source"), str(opened.source.resolve())
     if built_from and built_from != asked:
       logging.warning(
         "utk_face/%s was prepared from %s, not %s; pass --rebuild (jaxface.data) to build it again",
@@ -118,20 +151,19 @@ def _lock(b: Builder):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _build(b, data, config: str, image_size: int, tfds_dir, rebuild: bool, crop: str):
+def _build(opened: Opened, rebuild: bool) -> None:
+  b = opened.builder
   for leftover in Path(b.data_dir).parent.glob(f"incomplete.*_{b.version}"):  # a killed build's; we hold the lock
     logging.info("Removing %s, left by an interrupted build", leftover)
     shutil.rmtree(leftover, ignore_errors=True)
-  if not manifest.is_manifest(data):
-    path = _manual_source(b, data)
-    b = builder(config, image_size, tfds_dir, source=path)
-  logging.info("Preparing %s/%s from %s into %s", b.name, b.builder_config.name, data, b.data_dir)
+  if opened.kind == "utkface" and b.source is None:
+    b.source = _default_download(b)
+  logging.info("Preparing %s/%s from %s into %s", b.name, b.builder_config.name, opened.source, b.data_dir)
   tfds_spill.install()
   mode = (
     tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if rebuild else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   )
   b.download_and_prepare(file_format="array_record", download_config=tfds.download.DownloadConfig(download_mode=mode))
-  return builder(config, image_size, tfds_dir, data=data, crop=crop)  # reload: info.metadata as written
 
 
 def name(b: tfds.core.DatasetBuilder) -> str:

@@ -17,8 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxface import files, metrics, provenance
-from jaxface.data import collection, examples, manifest, pipeline, prepare
-from jaxface.data import source as source_lib
+from jaxface.data import examples, pipeline, prepare
 from jaxface.inference import calibration, predictions, restore
 from jaxface.inference.model import InferenceModel
 
@@ -59,14 +58,10 @@ def load_split(
   cfg = r.cfg
   crop = crop or cfg.crop
   if split == "all":
-    if manifest.is_manifest(data or cfg.data):
-      path = Path(data or cfg.data).expanduser()
-      records, skips = collection.scan(path, manifest.read(path), crop)
-    else:
-      path = source_lib.locate(data or cfg.data)
-      records, skips = source_lib.scan(path)
-    source = examples.ImageSource(records, cfg.image_size, manifest=manifest.is_manifest(path))
-    return source, {"source": str(path), "skipped": [s.__dict__ for s in skips]}
+    opened = prepare.open_data(data or cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop)
+    records, skips = opened.scan(crop)
+    source = examples.ImageSource(records, cfg.image_size, manifest=opened.kind == "manifest")
+    return source, {"source": str(opened.located()), "skipped": [s.__dict__ for s in skips]}
   b = prepare.prepare(data or cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=crop)
   if split not in b.info.splits:
     raise ValueError(f"{prepare.name(b)} has no {split!r} split (it has {sorted(b.info.splits)})")

@@ -63,9 +63,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = source_lib.HOW_TO_GET
 
   def __init__(self, *, source: str | None = None, **kwargs):
-    """``source``: the archive or folder to build from; default: TFDS's manual folder."""
+    """``source``: the archive or folder to build from (``prepare`` sets it before a build when it was not given);
+    default: TFDS's manual folder."""
     super().__init__(**kwargs)
-    self._source = source
+    self.source = source
 
   def _info(self) -> tfds.core.DatasetInfo:
     s = self.builder_config.image_size
@@ -87,7 +88,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    path = source_lib.locate(self._source or dl_manager.manual_dir)
+    path = source_lib.locate(self.source or dl_manager.manual_dir)
     records, skips = source_lib.scan(path)
     if not records:
       raise source_lib.DataError(

@@ -113,10 +113,11 @@ class StreamFeed:
       train_src, batch_size=batch_size // n, seed=seed, num_epochs=epochs, shard_index=p, shard_count=n, fields=fields
     )
     self.iterator = pipeline.iterate(ds)
-    jit = functools.partial(jax.jit, compiler_options=compiler_options)
-    self._train_step = train_step and jit(_summing(train_step), donate_argnums=(0, 1), out_shardings=(repl, repl))
-    self._eval_step = eval_step and jit(
-      lambda state, acc, batch: metrics.add(acc, eval_step(state, batch)), donate_argnums=(1,), out_shardings=repl
+    self._train_step = train_step and jitted(
+      _summing(train_step), compiler_options, donate=(0, 1), out_shardings=(repl, repl)
+    )
+    self._eval_step = eval_step and jitted(
+      functools.partial(_eval_summing, eval_step), compiler_options, donate=(1,), out_shardings=repl
     )
 
   def run(self, state, epoch: int, offset: int, k: int, acc=None):
@@ -168,66 +169,14 @@ class DeviceFeed:
     self.eval_batches = per_dev_val // per_dev
     self.steps_per_call = min(steps_per_call or (1 if on_cpu else self.steps_per_epoch), self.steps_per_epoch)
     self.data_key = np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), _DATA_STREAM)))
-
-    def zeros_like_sums(fn, *args):
-      return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
-
-    def local(fn, in_specs):  # fn sees each device's block; its results stay split along the data axis
-      return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=data)
-
-    def order(data_key, epoch):
-      return jax.random.permutation(jax.random.fold_in(jax.random.wrap_key_data(data_key), epoch), n)
-
-    @functools.partial(local, in_specs=(data, P(), P()))
-    def take(split, perm, i):  # step i's batch: positions [i*B, (i+1)*B) of the epoch's order
-      idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size) - jax.lax.axis_index("data") * m
-      mine = (idx >= 0) & (idx < m)
-
-      def pick(v):  # this block's examples of the batch, zeros elsewhere; summed, each device keeps its slice
-        got = jnp.where(mine.reshape(-1, *[1] * (v.ndim - 1)), v[jnp.clip(idx, 0, m - 1)], 0).astype(v.dtype)
-        return jax.lax.psum_scatter(got, "data", scatter_dimension=0, tiled=True)
-
-      return {key: pick(v) for key, v in split.items()}
-
-    @functools.partial(local, in_specs=(data, P()))
-    def val_batch(split, j):
-      return {key: jax.lax.dynamic_slice_in_dim(v, j * per_dev, per_dev) for key, v in split.items()}
-
-    def chunk(state, split, data_key, epoch, offset, k, acc):
-      perm = order(data_key, epoch)  # in the call: no separate program between the steps (see metrics.add)
-
-      def body(carry, i):
-        state, acc = carry
-        state, sums = train_step(state, take(split, perm, offset + i))
-        return (state, metrics.add(acc, sums)), None
-
-      if acc is None:
-        acc = zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
-      if on_cpu:  # unrolled in the trace (a length-1 scan still lowers to a while loop)
-        carry = (state, acc)
-        for i in range(k):
-          carry, _ = body(carry, i)
-        return carry
-      (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(k))
-      return state, acc
-
-    def evaluate(state, split):
-      def body(acc, j):
-        return metrics.add(acc, eval_step(state, val_batch(split, j))), None
-
-      zeros = zeros_like_sums(eval_step, state, val_batch(split, 0))
-      return jax.lax.scan(body, zeros, jnp.arange(self.eval_batches))[0]
-
-    def evaluate_batch(state, split, j, acc):
-      return metrics.add(acc, eval_step(state, val_batch(split, j)))
-
-    self._chunk = jax.jit(
-      chunk, static_argnums=(5,), donate_argnums=(0, 6), out_shardings=(repl, repl), compiler_options=compiler_options
-    )
-    self._evaluate = jax.jit(evaluate, out_shardings=repl, compiler_options=compiler_options)
-    self._evaluate_batch = jax.jit(
-      evaluate_batch, donate_argnums=(3,), out_shardings=repl, compiler_options=compiler_options
-    )
+    take = _local(mesh, functools.partial(_take, batch_size=batch_size, block=m), (data, P(), P()))
+    val_batch = _local(mesh, functools.partial(_val_batch, per_dev=per_dev), (data, P()))
+    chunk = functools.partial(_chunk, train_step=train_step, take=take, n=n, unroll=on_cpu)
+    self._chunk = jitted(chunk, compiler_options, static=(5,), donate=(0, 6), out_shardings=(repl, repl))
+    evaluate = functools.partial(_evaluate, eval_step=eval_step, val_batch=val_batch, batches=self.eval_batches)
+    self._evaluate = jitted(evaluate, compiler_options, out_shardings=repl)
+    evaluate_batch = functools.partial(_evaluate_batch, eval_step=eval_step, val_batch=val_batch)
+    self._evaluate_batch = jitted(evaluate_batch, compiler_options, donate=(3,), out_shardings=repl)
     self._on_cpu = on_cpu
 
   def run(self, state, epoch: int, offset: int, k: int, acc=None):
@@ -246,12 +195,88 @@ class DeviceFeed:
     return total
 
 
+def jitted(fn, compiler_options, *, out_shardings, donate=(), static=()):
+  """Training's one jit: ``fn`` compiled with the run's XLA options (``xla.options``), its outputs as given."""
+  return jax.jit(
+    fn, static_argnums=static, donate_argnums=donate, out_shardings=out_shardings, compiler_options=compiler_options
+  )
+
+
 def _summing(train_step):
   def step(state, acc, batch):
     state, sums = train_step(state, batch)
     return state, metrics.add(acc, sums)
 
   return step
+
+
+def _eval_summing(eval_step, state, acc, batch):
+  return metrics.add(acc, eval_step(state, batch))
+
+
+# DeviceFeed's programs. ``split``: a whole split, in one block per device along the data axis.
+
+
+def _local(mesh, fn, in_specs):
+  """``fn`` on each device's block; its results stay split along the data axis."""
+  return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P("data"))
+
+
+def _zeros_like_sums(fn, *args):
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
+
+
+def _order(data_key, epoch, n: int):
+  """The epoch's order of the train split's ``n`` examples, from (seed, epoch) alone."""
+  return jax.random.permutation(jax.random.fold_in(jax.random.wrap_key_data(data_key), epoch), n)
+
+
+def _take(split, perm, i, *, batch_size: int, block: int):
+  """Step i's batch: positions [i*B, (i+1)*B) of the epoch's order (inside ``_local``: ``block`` rows a device)."""
+  idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size) - jax.lax.axis_index("data") * block
+  mine = (idx >= 0) & (idx < block)
+
+  def pick(v):  # this block's examples of the batch, zeros elsewhere; summed, each device keeps its slice
+    got = jnp.where(mine.reshape(-1, *[1] * (v.ndim - 1)), v[jnp.clip(idx, 0, block - 1)], 0).astype(v.dtype)
+    return jax.lax.psum_scatter(got, "data", scatter_dimension=0, tiled=True)
+
+  return {key: pick(v) for key, v in split.items()}
+
+
+def _val_batch(split, j, *, per_dev: int):
+  return {key: jax.lax.dynamic_slice_in_dim(v, j * per_dev, per_dev) for key, v in split.items()}
+
+
+def _chunk(state, split, data_key, epoch, offset, k, acc, *, train_step, take, n: int, unroll: bool):
+  """Steps ``offset`` to ``offset + k`` of the epoch, their metric sums added to ``acc``."""
+  perm = _order(data_key, epoch, n)  # in the call: no separate program between the steps (see metrics.add)
+
+  def body(carry, i):
+    state, acc = carry
+    state, sums = train_step(state, take(split, perm, offset + i))
+    return (state, metrics.add(acc, sums)), None
+
+  if acc is None:
+    acc = _zeros_like_sums(lambda s, b: train_step(s, b)[1], state, take(split, perm, 0))
+  if unroll:  # CPU: unrolled in the trace (a length-1 scan still lowers to a while loop)
+    carry = (state, acc)
+    for i in range(k):
+      carry, _ = body(carry, i)
+    return carry
+  (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(k))
+  return state, acc
+
+
+def _evaluate(state, split, *, eval_step, val_batch, batches: int):
+  def body(acc, j):
+    return metrics.add(acc, eval_step(state, val_batch(split, j))), None
+
+  zeros = _zeros_like_sums(eval_step, state, val_batch(split, 0))
+  return jax.lax.scan(body, zeros, jnp.arange(batches))[0]
+
+
+def _evaluate_batch(state, split, j, acc, *, eval_step, val_batch):
+  return metrics.add(acc, eval_step(state, val_batch(split, j)))
 
 
 def log_share(split: str, rows: slice, n: int) -> None:

@@ -78,24 +78,8 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   if xla_opts:
     logging.info("XLA compiler options: %s", xla_opts)
 
-  # --- input -------------------------------------------------------------
-  # Process 0 builds the dataset (and below, the arrays cache); the others wait, then open it.
-  builder = sharding.primary_first(
-    lambda: prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=cfg.crop),
-    "jaxface:dataset-prepared",
-  )
-  train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
-  fields = pipeline.train_fields(builder)
-  weighted = None  # the train split's examples, each as often as its source's and its stratum's weights say
-  if cfg.source_weights or cfg.balance:
-    weighted = _sampling(builder, cfg)
-    logging.info(
-      "Sampling (source weights %s, balance %s): %d training examples an epoch of %d",
-      cfg.source_weights, cfg.balance, len(weighted), len(train_src),
-    )  # fmt: skip
-    train_src = pipeline.Indexed(train_src, weighted)
-
-  # --- model, optimizer, steps ---------------------------------------------
+  # --- input, model, optimizer, steps -------------------------------------
+  builder, train_src, val_src, weighted = _input(cfg)
   mdef, params, batch_stats = model_def.init_model(cfg)
   mode = feeds.resolve(
     cfg.input, feeds.split_bytes(train_src) + feeds.split_bytes(val_src), devices[0], cfg.input_budget_mb
@@ -106,19 +90,17 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
   )
   tx = optimizer.from_config(cfg, steps_per_epoch)
   state = jax.device_put(steps.init_state(params, batch_stats, tx, cfg.seed), repl)
-  train_step = steps.make_train_step(mdef, tx, cfg)
-  eval_step = steps.make_eval_step(mdef, cfg)
   feed = feeds.make(
-    mode, builder, train_src, val_src, cfg, weighted=weighted, fields=fields, mesh=mesh, train_step=train_step,
-    eval_step=eval_step, compiler_options=xla_opts,
+    mode, builder, train_src, val_src, cfg, weighted=weighted, fields=pipeline.train_fields(builder), mesh=mesh,
+    train_step=steps.make_train_step(mdef, tx, cfg), eval_step=steps.make_eval_step(mdef, cfg),
+    compiler_options=xla_opts,
   )  # fmt: skip
   if feed.steps_per_epoch != steps_per_epoch:  # the optimizer's schedule was built for steps_per_epoch
     raise RuntimeError(f"the {mode} input has {feed.steps_per_epoch} steps per epoch, the schedule {steps_per_epoch}")
   logging.info("Input: %s, %d steps per epoch, %d per call", mode, steps_per_epoch, feed.steps_per_call)
 
-  # --- checkpoint restore --------------------------------------------------
   with checkpoint.Checkpointer(workdir / "checkpoints") as ckpt:  # waits for the save in flight, whatever ends the run
-    history_path = workdir / "history.json"
+    # --- checkpoint restore ------------------------------------------------
     history: list[dict] = []
     start_epoch = 0
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), state)
@@ -129,73 +111,104 @@ def _train(cfg: config_lib.Config, workdir: Path, restart_if_damaged: bool) -> d
       logging.info("Resumed from %s at epoch %d (step %d)", ckpt.directory, start_epoch, last)
 
     # --- loop --------------------------------------------------------------
-    tty = sys.stderr.isatty()
     for epoch in range(start_epoch, cfg.epochs):
       guard.beat(f"epoch {epoch + 1}, its first steps (compiling)" if epoch == start_epoch else f"epoch {epoch + 1}")
       t0, wait, acc, done = time.perf_counter(), 0.0, None, 0
-      bar = tqdm(
-        total=steps_per_epoch,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        disable=(None if tty else False) if primary else True,
-        mininterval=0.5 if tty else 30,
-        leave=False,
-      )
+      bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", primary)
       while done < steps_per_epoch:
         k = min(feed.steps_per_call, steps_per_epoch - done)
         state, acc, waited = feed.run(state, epoch, done, k, acc)
         wait, done = wait + waited, done + k
-        if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:  # a host sync
-          host, bad = jax.device_get((acc, state["first_bad_step"]))
-          if bad >= 0:
-            ckpt.wait()  # the previous epoch's save lands before we name it
-            last = ckpt.latest_step()
-            raise NonFiniteLossError(
-              f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
-              + (
-                f"The last good checkpoint is step {last} in {ckpt.directory}."
-                if last is not None
-                else "No checkpoint was saved yet."
-              )
-            )
+        if done // cfg.log_every > (done - k) // cfg.log_every or done == steps_per_epoch:
+          m = _host_sync(acc, state, ckpt, epoch)
           guard.beat(f"epoch {epoch + 1}, after step {done} of {steps_per_epoch}")
-          m = metrics.from_sums(host)
           bar.set_postfix(
             loss=f"{m['loss']:.3f}", mae=f"{m['age_mae']:.2f}", acc=f"{m['gender_acc']:.3f}", refresh=False
           )
         bar.update(k)
       bar.close()
       train_s = time.perf_counter() - t0
-      tm = metrics.from_sums(jax.device_get(acc))
       guard.beat(f"epoch {epoch + 1}'s evaluation")
-      vm = metrics.from_sums(jax.device_get(feed.evaluate(state)))
+      entry = _history_entry(epoch, state, jax.device_get(acc), jax.device_get(feed.evaluate(state)), t0, train_s,
+                             wait, steps_per_epoch * cfg.batch_size)  # fmt: skip
       guard.beat(f"epoch {epoch + 1}'s checkpoint")
-      step = int(jax.device_get(state["step"]))
-      entry = {
-          "epoch": epoch + 1, "step": step, **metrics.prefixed(metrics.TRAIN, tm), **metrics.prefixed(metrics.VAL, vm),
-          "lr": float(jax.device_get(optimizer.current_lr(state["opt_state"]))),
-          "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
-          "images_per_s": round(steps_per_epoch * cfg.batch_size / train_s, 1),
-          "input_wait_frac": round(wait / train_s, 4),
-      }  # fmt: skip
       history.append(entry)
       meta = {"epoch": epoch + 1, "history": history}
-      ckpt.save(step, state, feed.iterator, meta, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
+      ckpt.save(entry["step"], state, feed.iterator, meta, {metrics.BEST_METRIC: entry[metrics.BEST_METRIC]})
       if primary:
-        files.write_json(history_path, history, indent=1)
-        print(
-          f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {tm['loss']:.3f} mae {tm['age_mae']:.2f} acc {tm['gender_acc']:.3f}"
-          f" | val loss {vm['loss']:.3f} mae {vm['age_mae']:.2f} acc {vm['gender_acc']:.3f}"
-          f" | {entry['images_per_s']:.0f} img/s, input wait {100 * entry['input_wait_frac']:.1f}%, {entry['epoch_time_s']:.0f}s",
-          flush=True,
-        )
+        files.write_json(workdir / "history.json", history, indent=1)
+        print(_epoch_line(entry, cfg.epochs), flush=True)
     ckpt.wait()
     guard.idle("finishing")
     if primary:
-      files.write_json(history_path, history, indent=1)  # also when a resume found the run complete
+      files.write_json(workdir / "history.json", history, indent=1)  # also when a resume found the run complete
       run.update({"wall_s": round(time.perf_counter() - t_start, 2), "resumed_at_epoch": start_epoch})
       run.update({"workdir": str(workdir), "epochs_done": len(history), "final": history[-1] if history else None})
       files.write_json(workdir / "run.json", run)
     return history[-1] if history else {}
+
+
+def _input(cfg: config_lib.Config):
+  """(builder, train source, validation source, the weighted train indices or None). Process 0 builds the dataset
+  (and later the arrays cache); the others wait, then open it."""
+  builder = sharding.primary_first(
+    lambda: prepare.prepare(cfg.data, cfg.dataset, cfg.image_size, cfg.tfds_dir, crop=cfg.crop),
+    "jaxface:dataset-prepared",
+  )
+  train_src, val_src = builder.as_data_source("train"), builder.as_data_source("validation")
+  weighted = None  # the train split's examples, each as often as its source's and its stratum's weights say
+  if cfg.source_weights or cfg.balance:
+    weighted = _sampling(builder, cfg)
+    logging.info(
+      "Sampling (source weights %s, balance %s): %d training examples an epoch of %d",
+      cfg.source_weights, cfg.balance, len(weighted), len(train_src),
+    )  # fmt: skip
+    train_src = pipeline.Indexed(train_src, weighted)
+  return builder, train_src, val_src, weighted
+
+
+def _progress(total: int, desc: str, primary: bool) -> tqdm:
+  tty = sys.stderr.isatty()
+  return tqdm(
+    total=total, desc=desc, disable=(None if tty else False) if primary else True, mininterval=0.5 if tty else 30,
+    leave=False,
+  )  # fmt: skip
+
+
+def _host_sync(acc, state, ckpt: checkpoint.Checkpointer, epoch: int) -> dict:
+  """The epoch's metrics so far, on the host (a sync); a step whose loss was not finite ends the run, naming the last
+  good checkpoint."""
+  host, bad = jax.device_get((acc, state["first_bad_step"]))
+  if bad >= 0:
+    ckpt.wait()  # the previous epoch's save lands before we name it
+    last = ckpt.latest_step()
+    raise NonFiniteLossError(
+      f"loss is not finite at step {int(bad)} (epoch {epoch + 1}); training stopped. "
+      + (f"The last good checkpoint is step {last} in {ckpt.directory}." if last is not None else "No checkpoint was "
+         "saved yet.")
+    )  # fmt: skip
+  return metrics.from_sums(host)
+
+
+def _history_entry(epoch: int, state, train_sums, val_sums, t0: float, train_s: float, wait: float, images: int):
+  """history.json's entry for the epoch: train and validation metrics, the learning rate, the times."""
+  tm, vm = metrics.from_sums(train_sums), metrics.from_sums(val_sums)
+  return {
+    "epoch": epoch + 1, "step": int(jax.device_get(state["step"])), **metrics.prefixed(metrics.TRAIN, tm),
+    **metrics.prefixed(metrics.VAL, vm), "lr": float(jax.device_get(optimizer.current_lr(state["opt_state"]))),
+    "epoch_time_s": round(time.perf_counter() - t0, 2), "train_time_s": round(train_s, 2),
+    "images_per_s": round(images / train_s, 1), "input_wait_frac": round(wait / train_s, 4),
+  }  # fmt: skip
+
+
+def _epoch_line(e: dict, epochs: int) -> str:
+  t, v = metrics.TRAIN, metrics.VAL
+  return (
+    f"epoch {e['epoch']}/{epochs} step {e['step']}: loss {e[f'{t}_loss']:.3f} mae {e[f'{t}_age_mae']:.2f} acc "
+    f"{e[f'{t}_gender_acc']:.3f} | val loss {e[f'{v}_loss']:.3f} mae {e[f'{v}_age_mae']:.2f} acc "
+    f"{e[f'{v}_gender_acc']:.3f} | {e['images_per_s']:.0f} img/s, input wait {100 * e['input_wait_frac']:.1f}%, "
+    f"{e['epoch_time_s']:.0f}s"
+  )
 
 
 def _sampling(builder, cfg: config_lib.Config) -> np.ndarray:

@@ -2,9 +2,8 @@
 
 ``classic`` is the classic recipe: batch 64, 50 epochs, 128x128 input, Adam
 1e-3, loss 0.1 * MSE(age) + 1.0 * BCE(gender), augmentation. ``cpu`` is sized
-for a 2-core laptop: each of ``custom`` and ``mobilenet_v2`` trains on
-subset5000 in 29 and 38 minutes on a 2-core AVX-512 EPYC (see README "Presets" for what it
-changes and why). Explicit flags override the preset.
+for a 2-core laptop (its measured times: docs/experiments.md; what it changes and
+why: README "Presets"). Explicit flags override the preset.
 
 Every field of ``Config`` is a flag of ``python -m jaxface.train`` (``--image-size``
 for ``image_size``); the choice lists come from the modules that own them.

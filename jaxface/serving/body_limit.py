@@ -5,6 +5,14 @@ without one (chunked) is counted as it streams, and the request is refused
 as soon as the count passes the limit. Any answer that starts before the
 whole body is in (that 413, or a 400 for a malformed one) says ``Connection:
 close``, so the server closes the connection rather than read the rest.
+
+Starlette 1.10 (pinned) ships ``starlette.middleware.body_limit.
+RequestBodyLimitMiddleware``. It does not do this job: it checks the size only
+when the app reads the body (so the route, and the admission gate, run first
+for a ``Content-Length`` it would refuse); its 413 is plain text where every
+other refusal of this API is JSON; it sends no ``Connection: close``, so after
+a chunked body is cut the connection is left for the server to drain; and a
+``Content-Length`` that is not a number is read as none instead of a 400.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""python -m jaxface.convert --arch ARCH [--source FILE_OR_DIR] --out DIR [--released [--dataset subset5000|full]]
+"""``python -m jaxface.convert --arch ARCH [--source FILE_OR_DIR] --out DIR [--released [--dataset subset5000|full]]``
 
 Turns released weights into the Flax model's parameters, checked key for key
 and shape for shape against it, and writes DIR/backbone.safetensors (+

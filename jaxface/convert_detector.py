@@ -1,4 +1,4 @@
-"""python -m jaxface.convert_detector [--source FILE.tflite] [--out DIR]
+"""``python -m jaxface.convert_detector [--source FILE.tflite] [--out DIR]``
 
 Converts MediaPipe's BlazeFace full-range detector into the Flax port's
 graph and weights (DIR/graph.json, DIR/weights.safetensors). Default source:

@@ -1,4 +1,4 @@
-"""python -m jaxface.evaluate --workdir DIR [--split validation|test|all] [--checkpoint best|last] [--calibrate]
+"""``python -m jaxface.evaluate --workdir DIR [--split validation|test|all] [--checkpoint best|last] [--calibrate]``
 
 Evaluates a trained workdir: needs nothing but the workdir (architecture and
 preprocessing come from its config.json) and the data. Writes and prints

@@ -1,5 +1,5 @@
-"""python -m jaxface.export --workdir DIR --out FILE [--format jaxface|onnx] [--checkpoint best|last] [--tta none|flip]
-                           [--weights float32|float16] [--with-detector]
+"""``python -m jaxface.export --workdir DIR --out FILE [--format jaxface|onnx] [--checkpoint best|last]``
+``[--tta none|flip] [--weights float32|float16] [--with-detector]``
 
 Serialises a trained model's evaluation-mode forward pass: with jax.export
 (``--format jaxface``, the default: one file, weights inside, for cpu, cuda

@@ -1,4 +1,4 @@
-"""python -m jaxface.plot --workdirs A B [...] --out DIR [--split validation]
+"""``python -m jaxface.plot --workdirs A B [...] --out DIR [--split validation]``
 
 PNG figures comparing trained models: training curves, final metrics side by
 side, predicted vs true age, age MAE per age band, gender confusion matrices

@@ -1,4 +1,4 @@
-"""python -m jaxface.predict PATH [PATH ...] [--workdir DIR | --model FILE] [--out FILE] [--csv] [--annotate OUTDIR]
+"""``python -m jaxface.predict PATH [PATH ...] [--workdir DIR | --model FILE] [--out FILE] [--csv] [--annotate OUTDIR]``
 
 Finds the faces in photos (files or folders, recursively; JPEG, PNG, WebP,
 BMP; EXIF orientation honoured) with a CNN detector (BlazeFace; --detector

@@ -1,4 +1,4 @@
-"""python -m jaxface.serve [--workdir DIR | --model FILE] [--host 127.0.0.1] [--port 8000]
+"""``python -m jaxface.serve [--workdir DIR | --model FILE] [--host 127.0.0.1] [--port 8000]``
 
 Serves a trained workdir (or a file from ``python -m jaxface.export``) over
 HTTP: a REST API (``/v1/predict``, ``/v1/annotate``, ``/v1/model``,

@@ -1,4 +1,4 @@
-"""python -m jaxface.train --arch custom|resnet50|mobilenet_v2 [--preset classic|cpu] --workdir DIR [--FIELD VALUE ...]
+"""``python -m jaxface.train --arch ARCH [--preset classic|cpu] --workdir DIR [--FIELD VALUE ...]``
 
 Trains on utk_face with a jitted, data-parallel step over every device of the
 chosen platform (``jaxface.training.trainer``). Every field of the config is a

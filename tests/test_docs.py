@@ -1,5 +1,6 @@
 """The docs site builds with MkDocs in strict mode (a broken link, a missing anchor or a page left out of the nav
-fails), and the README is a front page whose links all lead somewhere."""
+fails), with its API reference; its generated parts (the layout, the config fields) match the package; and the README
+is a front page whose links all lead somewhere."""
 
 import re
 import subprocess
@@ -19,6 +20,24 @@ def test_the_site_builds_strictly(tmp_path):
   )  # fmt: skip
   assert p.returncode == 0, p.stderr[-3000:]
   assert (tmp_path / "site" / "bulk" / "index.html").exists()
+  api = (tmp_path / "site" / "api" / "index.html").read_text()
+  assert "predict_many" in api and "augment_quality" in api  # mkdocstrings rendered Predictor; the config table
+
+
+def test_the_generated_docs_match_the_package(tmp_path, monkeypatch, capsys):
+  """docs/generate.py --check; and a module added to the package makes the layout stale."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("generate", ROOT / "docs" / "generate.py")
+  generate = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(generate)
+  assert generate.main(["--check"]) == 0, capsys.readouterr().err
+  package = tmp_path / "jaxface"
+  (package / "xla").mkdir(parents=True)
+  (package / "xla" / "__init__.py").write_text('"""XLA helpers."""\n')
+  (package / "xla" / "new.py").write_text('"""A module added since the docs were made."""\n')
+  monkeypatch.setattr(generate, "PACKAGE", package)
+  assert "`new.py`: A module added since the docs were made." in generate.layout()
 
 
 def test_the_readme_is_a_front_page_whose_links_resolve():

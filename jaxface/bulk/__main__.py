@@ -1,4 +1,4 @@
-"""python -m jaxface.bulk INPUT [INPUT ...] [--model FILE | --workdir DIR] --out DIR [--address ADDR]
+"""``python -m jaxface.bulk INPUT [INPUT ...] [--model FILE | --workdir DIR] --out DIR [--address ADDR]``
 
 Labels the faces of many photos on Ray Data, and writes one Parquet row per
 face with the fields of ``python -m jaxface.predict`` (file, status, face,

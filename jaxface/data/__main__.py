@@ -1,4 +1,4 @@
-"""python -m jaxface.data --data PATH [--dataset subset5000|full]
+"""``python -m jaxface.data --data PATH [--dataset subset5000|full]``
 
 Prepares a dataset (once; later calls reuse it) and prints one JSON object:
 examples, gender and age-band counts per split, duplicate groups and how they

@@ -1,4 +1,4 @@
-"""Model registry: ``get_model(arch, ...)``."""
+"""Models: the trainable archs and the released networks, by name (``get_model(arch, ...)``)."""
 
 from __future__ import annotations
 

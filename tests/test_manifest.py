@@ -196,14 +196,21 @@ def test_imdb_wiki_mat_1_is_male_and_the_usual_filter(tmp_path):
 
 
 def test_imdb_clean_csvs_keep_their_splits_and_boxes(tmp_path):
+  """Each CSV with its own images (yiminglin-ai/imdb-clean's README and create_imdb_clean_1024.py): the _1024 CSVs'
+  boxes are in the 1024 px crops, the others' in the original photos; a split with both reads the crops."""
   _jpeg(tmp_path / "data" / "imdb-clean-1024" / "01" / "nm1_rm1.jpg", size=(100, 100))
-  _jpeg(tmp_path / "data" / "imdb-clean-1024" / "02" / "nm2_rm2.jpg", size=(100, 100))
+  _jpeg(tmp_path / "data" / "imdb" / "02" / "nm2_rm2.jpg", size=(100, 100))
   head = ["filename", "age", "gender", "x_min", "y_min", "x_max", "y_max", "head_roll", "head_yaw", "head_pitch"]
   (tmp_path / "csvs").mkdir()
   _write_csv(
-    tmp_path / "csvs" / "imdb_train_new.csv",
+    tmp_path / "csvs" / "imdb_train_new_1024.csv",
     head,
     [["01/nm1_rm1.jpg", "33", "M", "10", "20", "60", "80", "0", "0", "0"]],
+  )
+  _write_csv(  # the same split in the original photos' coordinates: not read, as the crops are there
+    tmp_path / "csvs" / "imdb_train_new.csv",
+    head,
+    [["01/nm1_rm1.jpg", "33", "M", "400", "300", "520", "450", "0", "0", "0"]],
   )
   _write_csv(
     tmp_path / "csvs" / "imdb_test_new.csv", head, [["02/nm2_rm2.jpg", "41", "F", "0", "0", "50", "50", "0", "0", "0"]]
@@ -212,7 +219,7 @@ def test_imdb_clean_csvs_keep_their_splits_and_boxes(tmp_path):
   rows = manifest.read(tmp_path / "clean.csv")
   assert [(r.path, r.age, r.gender, r.box, r.subject, r.split) for r in rows] == [
     ("data/imdb-clean-1024/01/nm1_rm1.jpg", 33, 0, (10, 20, 50, 60), "nm1", "train"),
-    ("data/imdb-clean-1024/02/nm2_rm2.jpg", 41, 1, (0, 0, 50, 50), "nm2", "test"),
+    ("data/imdb/02/nm2_rm2.jpg", 41, 1, (0, 0, 50, 50), "nm2", "test"),
   ]
 
 

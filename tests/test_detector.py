@@ -204,17 +204,17 @@ def test_the_kept_forward_pass_equals_the_traced_one_and_is_made_again_when_stal
   model = cnn.load_model(d)
   views = np.random.default_rng(0).integers(0, 256, (3, 192, 192, 3), dtype=np.uint8)
   traced = jax.device_get(jax.jit(cnn.forward_fn(model))(views))
-  exp = cnn.exported_forward(d, model)
+  exp = cnn.exported_forward(d)
   (kept,) = d.glob("forward-*.jaxexport")
   made = kept.read_bytes()
-  loaded = cnn.exported_forward(d, model)
+  loaded = cnn.exported_forward(d)
   assert kept.read_bytes() == made  # loaded, not made again
   for e in (exp, loaded):
     got = jax.device_get(jax.jit(e.call)(views))
     assert all(np.array_equal(a, b) for a, b in zip(got, traced, strict=True))
   kept.write_bytes(made[:100])  # damaged
-  assert np.array_equal(jax.jit(cnn.exported_forward(d, model).call)(views)[1], traced[1])
+  assert np.array_equal(jax.jit(cnn.exported_forward(d).call)(views)[1], traced[1])
   assert kept.read_bytes()[:65] == made[:65] and len(kept.read_bytes()) > 100  # made again, whole
   monkeypatch.setattr(cnn, "TOP_K", 5)  # other constants: made again, with them
-  assert jax.jit(cnn.exported_forward(d, model).call)(views)[1].shape == (3, 5)
+  assert jax.jit(cnn.exported_forward(d).call)(views)[1].shape == (3, 5)
   assert kept.read_bytes()[:65] != made[:65]

@@ -263,10 +263,12 @@ def forward_fn(model: blazeface.BlazeFace):
   return forward
 
 
-def exported_forward(d: Path, model: blazeface.BlazeFace) -> jax.export.Exported:
-  """``model``'s forward pass for any number of views, from ``jax.export``: loaded from ``d`` when it was exported
-  there from the same weights and code by this JAX, else traced now and kept (tracing the network op by op is most of
-  a one-photo run's start-up)."""
+def exported_forward(d: Path) -> jax.export.Exported:
+  """The converted detector's forward pass for any number of views, from ``jax.export``: loaded from ``d`` when it
+  was exported there from the same weights and code by this JAX, else traced now and kept (tracing the network op by
+  op, and making its weights device arrays, is most of a one-photo run's start-up)."""
+  if stale(d) is not None:
+    load_model(d)  # converts it
   path = d / EXPORTED.format(jax=jax.__version__)
   key = _export_key(d)
   try:
@@ -275,6 +277,7 @@ def exported_forward(d: Path, model: blazeface.BlazeFace) -> jax.export.Exported
       return jax.export.deserialize(bytearray(blob[65:]))
   except Exception:  # noqa: BLE001  (missing, or damaged: a damaged module raises whatever its parser meets first)
     pass  # made again below
+  model = load_model(d)
   (n,) = jax.export.symbolic_shape("n")
   exp = jax.export.export(jax.jit(forward_fn(model)))(jax.ShapeDtypeStruct((n, model.size, model.size, 3), jnp.uint8))
   files.write_bytes(path, key.encode() + b"\n" + bytes(exp.serialize()))
@@ -302,10 +305,20 @@ class Detector:
     platform = jax.devices()[0].platform
     self.batch_size = batch_size or BATCH.get(platform, DEFAULT_BATCH)
     self.min_score = min_score
-    self.model = model or load_model()
-    self.size = self.model.size
-    fn = forward_fn(self.model) if model is not None else exported_forward(cache_dir(), self.model).call
+    self._model = model
+    if model is None:
+      exp = exported_forward(cache_dir())
+      self.size, fn = exp.in_avals[0].shape[1], exp.call
+    else:
+      self.size, fn = model.size, forward_fn(model)
     self._forward = jax.jit(fn, compiler_options=xla_options.compiler_options(platform))
+
+  @property
+  def model(self) -> blazeface.BlazeFace:
+    """The network as a Flax module (loaded on first use: the default detector runs its kept forward pass)."""
+    if self._model is None:
+      self._model = load_model()
+    return self._model
 
   def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (n, size, size, 3) -> candidate points (n, TOP_K, 8, 2) in [0, 1] and scores (n, TOP_K).

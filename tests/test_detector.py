@@ -218,3 +218,10 @@ def test_the_kept_forward_pass_equals_the_traced_one_and_is_made_again_when_stal
   monkeypatch.setattr(cnn, "TOP_K", 5)  # other constants: made again, with them
   assert jax.jit(cnn.exported_forward(d).call)(views)[1].shape == (3, 5)
   assert kept.read_bytes()[:65] != made[:65]
+  kept.unlink()
+
+  def read_only(path, data):
+    raise PermissionError(13, "Read-only file system", str(path))
+
+  monkeypatch.setattr(cnn.files, "write_bytes", read_only)  # a read-only cache: traced and used, not kept
+  assert jax.jit(cnn.exported_forward(d).call)(views)[1].shape == (3, 5) and not kept.exists()

@@ -281,7 +281,10 @@ def exported_forward(d: Path) -> jax.export.Exported:
   model = load_model(d)
   (n,) = jax.export.symbolic_shape("n")
   exp = jax.export.export(jax.jit(forward_fn(model)))(jax.ShapeDtypeStruct((n, model.size, model.size, 3), jnp.uint8))
-  files.write_bytes(path, key.encode() + b"\n" + bytes(exp.serialize()))
+  try:
+    files.write_bytes(path, key.encode() + b"\n" + bytes(exp.serialize()))
+  except OSError as e:  # a read-only cache (a shared install, say): this process traced it; the next one will too
+    logging.warning("could not keep the detector's traced forward pass in %s (%s)", d, e)
   return exp
 
 

@@ -335,6 +335,9 @@ def test_a_stuck_run_exits_128_plus_its_signal_without_spinning(tmp_path):
   p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     assert p.stdout.readline().strip() == "ready"
+    # Into its sleep first: a signal that lands while the main thread still runs bytecode (between the print and the
+    # sleep) has Python run the handler there, whatever the mask, and the child dies of KeyboardInterrupt (-2).
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     time.sleep(0.2)
     p.send_signal(signal.SIGINT)  # a second Ctrl-C: its byte in the wakeup pipe must be read too

@@ -39,6 +39,7 @@ CANDIDATES = {
   "faceres_deep": "runs/faceres_deep_backbone",
   "cydral": "released",
   "mobilenet_v2": str(ROOT.parent / "shared" / "weights" / "mobilenet_v2-b0353104.safetensors"),
+  "mobilefacenet": "released",
 }
 RACES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes 0..4
 

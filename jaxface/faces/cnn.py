@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import jax
@@ -271,7 +272,7 @@ def exported_forward(d: Path) -> jax.export.Exported:
   if stale(d) is not None:
     load_model(d)  # converts it
   path = d / EXPORTED.format(jax=jax.__version__, platform=jax.devices()[0].platform)
-  key = _export_key(d)
+  key = export_key(d)
   try:
     blob = path.read_bytes()
     if blob[:65] == key.encode() + b"\n":
@@ -288,7 +289,7 @@ def exported_forward(d: Path) -> jax.export.Exported:
   return exp
 
 
-def _export_key(d: Path) -> str:
+def export_key(d: Path) -> str:
   """What a kept export was made from: the weights' digest, the port's code and this function's constants."""
   import inspect
 
@@ -297,19 +298,47 @@ def _export_key(d: Path) -> str:
   return hashlib.sha256(f"{weights} {FORMAT} {TOP_K} {ANCHOR_STRIDES} {ANCHORS_PER_CELL} {code}".encode()).hexdigest()
 
 
+RUNTIMES = ("xla", "onnxruntime")
+RUNTIME_ENV = "JAXFACE_DETECTOR_RUNTIME"  # picks one of RUNTIMES for the default detector
+
+
+def pick_runtime(platform: str) -> str:
+  """What runs the default detector's network: $JAXFACE_DETECTOR_RUNTIME when set; else onnxruntime on a CPU where
+  it is installed (the ``onnx`` extra), which runs this network faster there than XLA
+  (benchmarks/results/predict_vs_peer_cpu.json); else XLA."""
+  from jaxface.faces import onnx_forward
+
+  chosen = os.environ.get(RUNTIME_ENV)
+  if chosen:
+    if chosen not in RUNTIMES:
+      raise DetectorError(f"${RUNTIME_ENV}={chosen!r}: choose one of {RUNTIMES}")
+    if chosen == "onnxruntime" and not onnx_forward.available():
+      raise DetectorError(f"${RUNTIME_ENV}=onnxruntime, but onnxruntime is not installed: pip install 'jaxface[onnx]'")
+    return chosen
+  return "onnxruntime" if platform == "cpu" and onnx_forward.available() else "xla"
+
+
 class Detector:
-  """Photos in, faces (box, 6 keypoints, score) out; the network runs jitted over a static batch of views."""
+  """Photos in, faces (box, 6 keypoints, score) out; the network runs over a static batch of views."""
 
   def __init__(
-    self, model: blazeface.BlazeFace | None = None, batch_size: int | None = None, min_score: float = MIN_SCORE
-  ):
-    """``batch_size``: views a call (default: ``BATCH`` for the default device's platform). The default model's
-    forward pass is traced once and kept beside it (``exported_forward``): a later process loads it instead of
-    tracing the network again."""
+    self, model: blazeface.BlazeFace | None = None, batch_size: int | None = None, min_score: float = MIN_SCORE,
+    runtime: str | None = None,
+  ):  # fmt: skip
+    """``batch_size``: views a call (default: ``BATCH`` for the default device's platform). The default model runs
+    on ``runtime`` (default: ``pick_runtime``): XLA runs its forward pass traced once and kept beside it
+    (``exported_forward``), so a later process loads it instead of tracing the network again; onnxruntime its
+    network converted once and kept there too (``onnx_forward``). A ``model`` given runs jitted."""
     platform = jax.devices()[0].platform
     self.batch_size = batch_size or BATCH.get(platform, DEFAULT_BATCH)
     self.min_score = min_score
     self._model = model
+    self.runtime = "xla" if model is not None else runtime or pick_runtime(platform)
+    if self.runtime == "onnxruntime":
+      from jaxface.faces import onnx_forward
+
+      self.size, self._forward = onnx_forward.forward(cache_dir())
+      return
     if model is None:
       exp = exported_forward(cache_dir())
       self.size, fn = exp.in_avals[0].shape[1], exp.call

@@ -1,13 +1,12 @@
-"""Does the photo-quality augmentation earn its place? Two exported models on the test faces, clean and degraded.
+"""Exported models on the test faces, clean and degraded as users' photos are: which holds up?
 
-Each model (a ``.jaxface`` export: the shipped one, trained with ``--augment-quality 0.15``, and the same recipe
-without it, ``experiments/quality_ab.sh``) predicts the frozen test split of ``full`` as it is, and again with each
+Each model (a ``.jaxface`` export) predicts the frozen test split of ``full`` as it is, and again with each
 degradation users' photos carry applied to every face at one fixed strength: grayscale, sepia, faded contrast, a
-blur, sensor noise, JPEG at quality 25 (``jaxface.data.quality``'s own functions, so the same arithmetic the
-training saw, but at strengths fixed here rather than drawn). Scored with ``metrics.report`` and, with each
+blur, sensor noise, JPEG at quality 25 (``jaxface.data.quality``'s own functions, the arithmetic the photo-quality
+augmentation trains with, at strengths fixed here rather than drawn). Scored with ``metrics.report`` and, with each
 export's own calibration, the 90 % interval's coverage and width.
 
-  python experiments/quality_ab.py --data /path/to/UTKFace.tar.gz --models A.jaxface B.jaxface [--out FILE]
+  python experiments/degraded.py --data /path/to/UTKFace.tar.gz --models A.jaxface [B.jaxface ...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -91,8 +90,8 @@ def score(model: ExportedModel, test: dict, condition) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--data", required=True, help="the UTKFace archive")
-  p.add_argument("--models", nargs=2, required=True, metavar="FILE", help="two .jaxface exports (with, without)")
-  p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "quality_ab.json"))
+  p.add_argument("--models", nargs="+", required=True, metavar="FILE", help=".jaxface exports")
+  p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "degraded.json"))
   args = p.parse_args(argv)
   t0 = time.perf_counter()
   rows = {}
@@ -105,7 +104,7 @@ def main(argv=None) -> int:
       r = rows[path][name]
       print(f"{Path(path).name} {name}: age MAE {r['age_mae']:.3f}, gender {r['gender_acc']:.4f}", flush=True)
   result = {
-    "what": "two exports on the frozen test split of full, clean and with each photo degradation at a fixed strength",
+    "what": "exports on the frozen test split of full, clean and with each photo degradation at a fixed strength",
     "conditions": list(CONDITIONS),
     "rows": rows,
     **provenance.record(time.perf_counter() - t0),

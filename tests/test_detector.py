@@ -271,15 +271,15 @@ def test_the_runtime_is_chosen_once_and_a_wrong_choice_is_one_line(detector_dir,
   from jaxface.faces import onnx_forward
 
   monkeypatch.delenv(cnn.RUNTIME_ENV, raising=False)
-  assert cnn.pick_runtime("cpu") == ("onnxruntime" if onnx_forward.available() else "xla")
-  assert cnn.pick_runtime("gpu") == "xla"
-  monkeypatch.setenv(cnn.RUNTIME_ENV, "xla")
-  assert cnn.pick_runtime("cpu") == "xla" and cnn.Detector().runtime == "xla"
+  assert cnn.pick_runtime("cpu") == cnn.pick_runtime("gpu") == "xla" and cnn.Detector().runtime == "xla"
+  monkeypatch.setenv(cnn.RUNTIME_ENV, "onnxruntime")
+  assert cnn.pick_runtime("cpu") == "onnxruntime" and cnn.Detector().runtime == "onnxruntime"
+  with pytest.raises(cnn.DetectorError, match="needs a CPU device"):
+    cnn.pick_runtime("gpu")
+  monkeypatch.setattr(onnx_forward, "available", lambda: False)
+  with pytest.raises(cnn.DetectorError, match=r"onnxruntime installed \(pip install 'jaxface\[onnx\]'\)"):
+    cnn.pick_runtime("cpu")
   monkeypatch.setenv(cnn.RUNTIME_ENV, "tensorrt")
   with pytest.raises(cnn.DetectorError, match="JAXFACE_DETECTOR_RUNTIME='tensorrt': choose one of"):
-    cnn.pick_runtime("cpu")
-  monkeypatch.setenv(cnn.RUNTIME_ENV, "onnxruntime")
-  monkeypatch.setattr(onnx_forward, "available", lambda: False)
-  with pytest.raises(cnn.DetectorError, match=r"not installed: pip install 'jaxface\[onnx\]'"):
     cnn.pick_runtime("cpu")
   assert cnn.Detector(cnn.load_model(detector_dir)).runtime == "xla"  # a model given runs jitted

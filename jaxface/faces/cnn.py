@@ -303,19 +303,19 @@ RUNTIME_ENV = "JAXFACE_DETECTOR_RUNTIME"  # picks one of RUNTIMES for the defaul
 
 
 def pick_runtime(platform: str) -> str:
-  """What runs the default detector's network: $JAXFACE_DETECTOR_RUNTIME when set; else onnxruntime on a CPU where
-  it is installed (the ``onnx`` extra), which runs this network faster there than XLA
-  (benchmarks/results/predict_vs_peer_cpu.json); else XLA."""
+  """What runs the default detector's network: $JAXFACE_DETECTOR_RUNTIME when set, else XLA. onnxruntime (the
+  ``onnx`` extra, CPUs only) starts faster but spends more CPU a photo beside the age model
+  (benchmarks/results/predict_vs_peer_cpu.json), so it is for those who want it."""
   from jaxface.faces import onnx_forward
 
-  chosen = os.environ.get(RUNTIME_ENV)
-  if chosen:
-    if chosen not in RUNTIMES:
-      raise DetectorError(f"${RUNTIME_ENV}={chosen!r}: choose one of {RUNTIMES}")
-    if chosen == "onnxruntime" and not onnx_forward.available():
-      raise DetectorError(f"${RUNTIME_ENV}=onnxruntime, but onnxruntime is not installed: pip install 'jaxface[onnx]'")
-    return chosen
-  return "onnxruntime" if platform == "cpu" and onnx_forward.available() else "xla"
+  chosen = os.environ.get(RUNTIME_ENV) or "xla"
+  if chosen not in RUNTIMES:
+    raise DetectorError(f"${RUNTIME_ENV}={chosen!r}: choose one of {RUNTIMES}")
+  if chosen == "onnxruntime" and (platform != "cpu" or not onnx_forward.available()):
+    raise DetectorError(
+      f"${RUNTIME_ENV}=onnxruntime needs a CPU device and onnxruntime installed (pip install 'jaxface[onnx]')"
+    )
+  return chosen
 
 
 class Detector:

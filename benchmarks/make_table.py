@@ -461,9 +461,10 @@ def _runtimes(d: dict) -> list[str]:
     "", f"With the detector's network on onnxruntime (`JAXFACE_DETECTOR_RUNTIME=onnxruntime`,"
     f" `jaxface_onnxruntime_detector`) jaxface's photos per CPU-second are"
     f" {r['photos_per_cpu_s_onnxruntime_over_xla_detector']:.2f}x those with it on XLA (the default) and its start-up"
-    f" {r['start_up_s_onnxruntime_over_xla_detector']:.2f}x; their records agree: {same['faces']} faces,"
-    f" {same['only_one']} found by one alone, boxes within {same['max_box_px']} px, ages within"
-    f" {same['max_age_years']} years, {same['gender_differs']} genders differ.",
+    f" {r['start_up_s_onnxruntime_over_xla_detector']:.2f}x. Their records: {same['faces']} faces in both,"
+    f" {same['only_one']} found by one alone, {same['gender_differs']} genders differ, but boxes up to"
+    f" {same['max_box_px']} px and ages up to {same['max_age_years']} years apart (a candidate 1e-5 off can move a"
+    " box's rounded pixel, and the crop and second look with it).",
   ]  # fmt: skip
 
 

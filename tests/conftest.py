@@ -17,9 +17,6 @@ os.environ.setdefault("JAXFACE_XLA_CACHE", str(Path(os.environ["JAXFACE_CACHE"])
 # Set before jax is imported; subprocesses inherit them. XLA's backend optimisations off: compiling the tests'
 # many small programs is most of the suite's time, those passes are much of it, and no test measures speed.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
-# The detector on onnxruntime: without XLA's backend optimisations its XLA code runs slowly, and many tests run it
-# (the suite took ~25 % longer); tests/test_detector.py runs both runtimes, the default XLA one included.
-os.environ.setdefault("JAXFACE_DETECTOR_RUNTIME", "onnxruntime")
 # The same folder as jaxface.compile_cache (keyed by this CPU and jaxlib), below the tests' own cache.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compile_cache.directory()))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

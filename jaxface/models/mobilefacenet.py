@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxface.xla.depthwise import DepthwiseConv
+from jaxface.xla.depthwise import DepthwiseConv, GroupedConv
 
 SIZE = 112  # the released network's input (the embedding's flatten fixes it)
 # (input channels, output channels, expansion = the depthwise's channels, blocks) of each depthwise stage; its
@@ -46,6 +46,9 @@ class ConvUnit(nnx.Module):
     if groups == cin == cout and k > 1:  # depthwise: the shifted multiply-adds XLA:CPU runs fast
       self.conv = DepthwiseConv(cin, k, stride, dtype=dtype, rngs=rngs)
       self.bias = nnx.Param(jnp.zeros((cout,)))  # DepthwiseConv has none of its own
+    elif groups > 1:  # conv2's 64 groups of 2: the same, per input channel of a group
+      self.bias = None
+      self.conv = GroupedConv(cin, cout, k, stride, groups=groups, dtype=dtype, rngs=rngs)
     else:
       self.bias = None
       p = (k - 1) // 2

@@ -11,6 +11,7 @@ Which formulation runs is chosen per platform when the function is lowered
 (``lax.platform_dependent``), so a function exported for several platforms
 carries both: ``shifted`` on CPU, XLA's grouped convolution elsewhere until an
 accelerator measures otherwise. ``IMPLS`` names them for benchmarks and tests.
+``GroupedConv`` does the same for a convolution in groups of a few channels.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ IMPLS = ("auto", "grouped", "shifted")
 
 
 def grouped(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
-  """XLA's grouped convolution. x (B, H, W, C), kernel (k, k, 1, C)."""
+  """XLA's grouped convolution. x (B, H, W, C), kernel (k, k, 1, C), or (k, k, C / G, Cout) for G groups."""
   return lax.conv_general_dilated(
     x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
-    dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1],
+    dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1] // kernel.shape[2],
   )  # fmt: skip
 
 
@@ -45,6 +46,19 @@ def shifted(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.A
       )
       acc = acc + (tap * kernel[i, j, 0]).astype(jnp.float32)
   return acc.astype(jnp.result_type(x, kernel))
+
+
+def grouped_shifted(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+  """A grouped convolution with kernel (k, k, Cin / G, Cout) as ``Cin / G`` shifted depthwise ones over Cout: input
+  channel i of each group, repeated for the group's outputs, times its row of the kernel."""
+  per_in, cout = kernel.shape[2], kernel.shape[3]
+  b, h, w, cin = x.shape
+  groups = cin // per_in
+  per_out = cout // groups
+  x = x.reshape(b, h, w, groups, per_in)
+  return sum(
+    shifted(jnp.repeat(x[..., i], per_out, axis=-1), kernel[:, :, i : i + 1], stride, padding) for i in range(per_in)
+  )
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int, impl: str = "auto") -> jax.Array:
@@ -88,6 +102,27 @@ class DepthwiseConv(nnx.Module):
       pads = [((t := max((-(-n // s) - 1) * s + k - n, 0)) // 2, t - t // 2) for n in x.shape[1:3]]
       x, padding = jnp.pad(x, ((0, 0), *pads, (0, 0))), 0
     return depthwise_conv(x, kernel, self.stride, padding, self.impl)
+
+
+class GroupedConv(nnx.Module):
+  """A k x k convolution in groups of a few channels, with a bias: ``nnx.Conv``'s parameters (``kernel`` (k, k,
+  Cin / G, Cout) and ``bias``) and numbers. XLA:CPU's grouped convolution is as slow as its depthwise one (its
+  backward pass most of all), so on a CPU this runs as ``Cin / G`` shifted depthwise convolutions."""
+
+  def __init__(self, cin: int, cout: int, k: int, stride: int = 1, *, groups: int, dtype=None, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (k, k, cin // groups, cout), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((cout,)))
+    self.stride, self.padding, self.dtype = stride, (k - 1) // 2, dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel, bias = self.kernel[...], self.bias[...]
+    if self.dtype is not None:
+      x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
+    s, p = self.stride, self.padding
+    y = lax.platform_dependent(
+      x, kernel, cpu=lambda x, w: grouped_shifted(x, w, s, p), default=lambda x, w: grouped(x, w, s, p)
+    )
+    return y + bias
 
 
 def set_impl(model: nnx.Module, impl: str) -> nnx.Module:

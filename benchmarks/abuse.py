@@ -334,7 +334,7 @@ def fault(workdir: str, port: int, crop: bytes) -> dict:
   flag = Path(f"/tmp/jaxface-abuse-fault-{port}")
   flag.unlink(missing_ok=True)
   cmd = [sys.executable, __file__, "--fault-server", str(flag), "--workdir", workdir, "--port", str(port)]
-  server = serve_bench.start_server(workdir, port, [], cmd=cmd)
+  server = serve_bench.start_server([], port, [], cmd=cmd)
   url = f"http://127.0.0.1:{port}/v1/predict?detect=false"
 
   async def burst(n):
@@ -398,7 +398,7 @@ def main() -> None:
   photo = serve_bench.jpeg(data.astronaut())
   crop = serve_bench.jpeg(np.asarray(Image.fromarray(data.astronaut()).crop((150, 40, 330, 220)).resize((200, 200))))
   port = portpicker.pick_unused_port()
-  server = serve_bench.start_server(a.workdir, port, [])
+  server = serve_bench.start_server(["--workdir", a.workdir], port, [])
   base, results = f"http://127.0.0.1:{port}", {}
   try:
     import httpx2 as httpx

@@ -189,10 +189,10 @@ def _serve() -> list[str]:
         f" | {r['failures']} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_fmt(r['latency_p50_ms'])}"
         f" | {_fmt(r['latency_p99_ms'])} | {_fmt(r['faces_per_call'], 2)} | {_file(path.name)} |"
       )
-    lines.append(
-      f"| | | | on / off, faces/s: | | | | | photo {d['ratios']['photo_faces_per_s_on_vs_off']:.2f}x, crop "
-      f"{d['ratios']['crop_faces_per_s_on_vs_off']:.2f}x | | | | |"
+    ratios = ", ".join(
+      f"{k.removesuffix('_faces_per_s_on_vs_off').replace('_', ' ')} {v:.2f}x" for k, v in d["ratios"].items()
     )
+    lines.append(f"| | | | on / off, faces/s: | | | | | {ratios} | | | | |")
   if not lines:
     return []
   return [

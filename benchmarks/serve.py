@@ -1,10 +1,12 @@
 """The server under concurrent clients, with request batching on and off.
 
-  python benchmarks/serve.py --workdir DIR [--clients 16] [--seconds 20] [--name serve_cpu]
+  python benchmarks/serve.py [--workdir DIR | --model FILE] [--clients 16 64] [--seconds 20] [--name serve_cpu]
+
+With neither --workdir nor --model, the model jaxface ships.
 
 For each mode, ``python -m jaxface.serve`` starts in its own process on
 127.0.0.1, and N clients in this process post images to ``/v1/predict`` as
-fast as answers come back, for a bounded time (and at most --max-requests
+fast as answers come back (each --clients count in turn), for a bounded time (and at most --max-requests
 each). Two kinds of request: the astronaut photo (scikit-image's, one face:
 detection, crop and model) and a 200x200 face crop with ``detect=false``
 (the model path alone). Batching on: one model call gathers up to
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import json
 import statistics
 import subprocess
@@ -37,9 +40,10 @@ def jpeg(array: np.ndarray) -> bytes:
   return buf.getvalue()
 
 
-def start_server(workdir: str, port: int, flags: list[str], cmd: list[str] | None = None) -> subprocess.Popen:
-  """``python -m jaxface.serve`` (or ``cmd``) on 127.0.0.1:port, once it answers /healthz."""
-  cmd = cmd or [sys.executable, "-m", "jaxface.serve", "--workdir", workdir, "--port", str(port), *flags]
+def start_server(model: list[str], port: int, flags: list[str], cmd: list[str] | None = None) -> subprocess.Popen:
+  """``python -m jaxface.serve`` of ``model`` (its flags: ``--workdir DIR``, ``--model FILE`` or none, the shipped
+  one), or ``cmd``, on 127.0.0.1:port, once it answers /healthz."""
+  cmd = cmd or [sys.executable, "-m", "jaxface.serve", *model, "--port", str(port), *flags]
   proc = subprocess.Popen(cmd, cwd=common.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   import httpx2 as httpx
 
@@ -95,8 +99,10 @@ async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--workdir", required=True, help="a trained workdir to serve")
-  p.add_argument("--clients", type=int, default=16)
+  which = p.add_mutually_exclusive_group()
+  which.add_argument("--workdir", help="a trained workdir to serve")
+  which.add_argument("--model", help="an exported model file (default, with neither: the shipped model)")
+  p.add_argument("--clients", type=int, nargs="+", default=[16])
   p.add_argument("--seconds", type=float, default=20, help="per mode and request kind")
   p.add_argument("--max-requests", type=int, default=2000, help="per client, per mode and request kind")
   p.add_argument("--max-batch", type=int, default=16)
@@ -110,19 +116,22 @@ def main() -> None:
 
   photo = jpeg(data.astronaut())
   crop = jpeg(np.asarray(Image.fromarray(data.astronaut()).crop((150, 40, 330, 220)).resize((200, 200))))
+  served = ["--workdir", a.workdir] if a.workdir else ["--model", a.model] if a.model else []
   rows = []
   for mode, flags in MODES.items():
     port = a.port or portpicker.pick_unused_port()
-    server = start_server(a.workdir, port, [f.format(max_batch=a.max_batch) for f in flags])
+    server = start_server(served, port, [f.format(max_batch=a.max_batch) for f in flags])
     try:
       base = f"http://127.0.0.1:{port}"
       model = httpx.get(f"{base}/v1/model").json()
-      for kind, body, detect in (("photo", photo, True), ("crop", crop, False)):
+      for (kind, body, detect), clients in itertools.product(
+        (("photo", photo, True), ("crop", crop, False)), a.clients
+      ):
         asyncio.run(load(f"{base}/v1/predict", body, detect, 2, 2, 5))  # warm-up
         calls0 = httpx.get(f"{base}/v1/model").json()["model_calls"]
-        r = asyncio.run(load(f"{base}/v1/predict", body, detect, a.clients, a.seconds, a.max_requests))
+        r = asyncio.run(load(f"{base}/v1/predict", body, detect, clients, a.seconds, a.max_requests))
         calls = httpx.get(f"{base}/v1/model").json()["model_calls"] - calls0
-        r |= {"batching": mode, "request": kind, "clients": a.clients, "model_calls": calls,
+        r |= {"batching": mode, "request": kind, "clients": clients, "model_calls": calls,
               "faces_per_call": round(r["faces"] / max(calls, 1), 2), **model["batching"]}  # fmt: skip
         rows.append(r)
         print(json.dumps(r))
@@ -130,13 +139,17 @@ def main() -> None:
       server.terminate()
       server.wait(timeout=30)
   ratios = {}
-  for kind in ("photo", "crop"):
-    on, off = (next(r for r in rows if r["request"] == kind and r["batching"] == m) for m in ("on", "off"))
-    ratios[f"{kind}_faces_per_s_on_vs_off"] = round(on["faces_per_s"] / off["faces_per_s"], 2)
+  for kind, clients in itertools.product(("photo", "crop"), a.clients):
+    on, off = (
+      next(r for r in rows if r["request"] == kind and r["clients"] == clients and r["batching"] == m)
+      for m in ("on", "off")
+    )
+    ratios[f"{kind}_{clients}_clients_faces_per_s_on_vs_off"] = round(on["faces_per_s"] / off["faces_per_s"], 2)
   print(json.dumps(ratios))
   meta = common.provenance(
-    "serve", t0, arch=model["arch"], image_size=model["image_size"], workdir=a.workdir, ratios=ratios
-  )
+    "serve", t0, arch=model["arch"], image_size=model["image_size"], workdir=a.workdir,
+    model=a.model or (None if a.workdir else "shipped"), ratios=ratios,
+  )  # fmt: skip
   common.write(a.name, rows, meta)
 
 

@@ -123,7 +123,7 @@ def main() -> None:
   def start(*flags):
     port = portpicker.pick_unused_port()
     cmd = [sys.executable, "-m", "jaxface.serve", *model, "--port", str(port), *flags]
-    return serve_bench.start_server("", port, [], cmd=cmd), port
+    return serve_bench.start_server([], port, [], cmd=cmd), port
 
   server, port = start()
   try:

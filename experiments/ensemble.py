@@ -1,14 +1,16 @@
-"""Does an ensemble of the two fine-tuned FaceRes backbones win by more than its cost?
+"""Does an ensemble of the shipped model and another fine-tuned backbone win by more than its cost?
 
-The shipped model (FaceRes, ``jaxface/shipped/faceres_utkface.jaxface``) and FaceRes-deep fine-tuned with the same
-recipe (``experiments/faceres_deep.sh``) each predict the validation and test faces of ``full`` (the shipped one
-here, through its export; FaceRes-deep's from its evaluate runs). The ensemble averages their age distributions and
+The shipped model (FaceRes, ``jaxface/shipped/faceres_utkface.jaxface``) and another backbone fine-tuned with the
+same recipe (``--other``: FaceRes-deep, ``experiments/faceres_deep.sh``, by default; or MobileFaceNet,
+``experiments/mobilefacenet.sh``) each predict the validation and test faces of ``full`` (the shipped one here,
+through its export; the other's from its evaluate runs). The ensemble averages their age distributions and
 P(female): its age is the mean of the two expectations, its spread the mixture's standard deviation
 sqrt(mean(s_i^2 + a_i^2) - a^2), and its 90 % interval is calibrated on validation as ``evaluate --calibrate`` does
 (Mondrian by predicted age band). Scored on test with ``jaxface.metrics.report`` and ``calibration.report``, beside
 each member. Its cost: two backbones' compute a face, twice the model file.
 
-  python experiments/ensemble.py --data /path/to/UTKFace.tar.gz [--deep experiments/results/full_balanced/faceres_deep]
+  python experiments/ensemble.py --data /path/to/UTKFace.tar.gz [--other experiments/results/full_balanced/faceres_deep]
+      [--out experiments/results/ensemble/ensemble.json]
 """
 
 from __future__ import annotations
@@ -73,14 +75,17 @@ def score(val: dict, test: dict) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--data", required=True)
-  p.add_argument("--deep", default=str(ROOT / "experiments" / "results" / "full_balanced" / "faceres_deep"))
+  p.add_argument(
+    "--other", default=str(ROOT / "experiments" / "results" / "full_balanced" / "faceres_deep"),
+    help="the other member's results folder (its predictions_validation.csv and predictions_test.csv)",
+  )  # fmt: skip
   p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "ensemble" / "ensemble.json"))
   args = p.parse_args(argv)
   t0 = time.perf_counter()
-  deep = {s: read_predictions(Path(args.deep) / f"predictions_{s}.csv") for s in ("validation", "test")}
+  other = {s: read_predictions(Path(args.other) / f"predictions_{s}.csv") for s in ("validation", "test")}
   ship = {s: shipped_predictions(args.data, s, 160) for s in ("validation", "test")}
-  members, rows = {"faceres (shipped, float16)": ship, "faceres_deep (float32 workdir)": deep}, {}
-  names = {s: sorted(deep[s]) for s in deep}
+  members, rows = {"faceres (shipped, float16)": ship, f"{Path(args.other).name} (float32 workdir)": other}, {}
+  names = {s: sorted(other[s]) for s in other}
   for s in names:
     missing = set(names[s]) ^ set(ship[s])
     if missing:

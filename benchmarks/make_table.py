@@ -178,6 +178,12 @@ def _depthwise() -> list[str]:
   ]  # fmt: skip
 
 
+def _arch_label(r: dict) -> str:
+  """The arch, and the depthwise formulation where a row chose one (benchmarks/train_throughput.py --depthwise)."""
+  dw = r.get("depthwise", "auto")
+  return r["arch"] if dw == "auto" else f"{r['arch']} ({dw} convolutions)"
+
+
 def _serve() -> list[str]:
   lines = []
   for path in sorted((HERE / "results").glob("serve_cpu*.json")):  # not serve_memory: another campaign
@@ -597,7 +603,7 @@ def tables() -> str:
           else f"{100 * r['peak_fraction'] * best / r['images_per_s']:.0f}%"
         )
         lines.append(
-          f"| {r['device']}{_host_label(m)} | {r['arch']} | {r['batch']} | {r['image_size']} | {r['dtype']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('compile_s'))}"
+          f"| {r['device']}{_host_label(m)} | {_arch_label(r)} | {r['batch']} | {r['image_size']} | {r['dtype']} | {_fmt(r['images_per_s'])} | {_fmt(r.get('compile_s'))}"
           f" | {_fmt(r.get('tflops'), 3)} | {frac} | {_fmt(eager)} | {_fmt(comp)} | {peer_frac} | {ratio} | {files} |"
         )
       else:

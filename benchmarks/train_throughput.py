@@ -1,7 +1,7 @@
 """Training throughput of jaxface's real jitted train step, on every device of one platform.
 
   python benchmarks/train_throughput.py [--archs custom resnet50 mobilenet_v2] [--batch-sizes 32]
-      [--image-sizes 128 224] [--dtypes float32 bfloat16] [--steps 5] [--devices auto]
+      [--image-sizes 128 224] [--dtypes float32 bfloat16] [--depthwise auto grouped] [--steps 5] [--devices auto]
 
 For each combination: compile time; the median step time over --steps timed
 steps after a warm-up step (each synchronised with block_until_ready);
@@ -107,19 +107,23 @@ def main() -> None:
   p.add_argument(
     "--skip", nargs="*", default=[], help="arch:image_size pairs to leave out (e.g. resnet50:224 on a CPU)"
   )
+  p.add_argument(
+    "--depthwise", nargs="+", default=["auto"], choices=depthwise_lib.IMPLS,
+    help="the depthwise and grouped convolutions' formulations to run each combination with (jaxface/xla/depthwise.py)",
+  )  # fmt: skip
   p.add_argument("--name", help="result file name (default train_jax_<platform>)")
   a = p.parse_args()
   t0 = time.perf_counter()
   cpu_peak = common.cpu_peak_flops() if jax.devices()[0].platform == "cpu" else {}
   rows = []
-  for arch, b, s, d in itertools.product(a.archs, a.batch_sizes, a.image_sizes, a.dtypes):
+  for arch, b, s, d, dw in itertools.product(a.archs, a.batch_sizes, a.image_sizes, a.dtypes, a.depthwise):
     if f"{arch}:{s}" in a.skip:
       continue
-    r = bench(arch, b, s, d, a.steps, a.devices)
+    r = bench(arch, b, s, d, a.steps, a.devices, depthwise=dw)
     if r["peak_fraction"] is None and r["tflops"] and (peak := cpu_peak.get(d)):  # a CPU: its peak from the ISA
       r["peak_fraction"] = round(r["tflops"] * 1e12 / peak, 4)
     print(
-      f"{arch:13s} b{b:<4d} {s}px {d:9s} {r['images_per_s']:9.1f} img/s  step {r['step_ms_median']:9.1f} ms  compile {r['compile_s']:.1f}s  {r['tflops']} TFLOP/s",
+      f"{arch:13s} b{b:<4d} {s}px {d:9s} {dw:8s} {r['images_per_s']:9.1f} img/s  step {r['step_ms_median']:9.1f} ms  compile {r['compile_s']:.1f}s  {r['tflops']} TFLOP/s",
       flush=True,
     )
     rows.append(r)

@@ -109,27 +109,37 @@ class GroupedConv(nnx.Module):
   Cin / G, Cout) and ``bias``) and numbers. XLA:CPU's grouped convolution is as slow as its depthwise one (its
   backward pass most of all), so on a CPU this runs as ``Cin / G`` shifted depthwise convolutions."""
 
-  def __init__(self, cin: int, cout: int, k: int, stride: int = 1, *, groups: int, dtype=None, rngs: nnx.Rngs):
+  def __init__(
+    self, cin: int, cout: int, k: int, stride: int = 1, *, groups: int, dtype=None, impl: str = "auto",
+    rngs: nnx.Rngs,
+  ):  # fmt: skip
+    if impl not in IMPLS:
+      raise ValueError(f"unknown depthwise impl {impl!r}; choose one of {IMPLS}")
     self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (k, k, cin // groups, cout), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((cout,)))
-    self.stride, self.padding, self.dtype = stride, (k - 1) // 2, dtype
+    self.stride, self.padding, self.dtype, self.impl = stride, (k - 1) // 2, dtype, impl
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel, bias = self.kernel[...], self.bias[...]
     if self.dtype is not None:
       x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
     s, p = self.stride, self.padding
-    y = lax.platform_dependent(
-      x, kernel, cpu=lambda x, w: grouped_shifted(x, w, s, p), default=lambda x, w: grouped(x, w, s, p)
-    )
+    if self.impl == "grouped":
+      y = grouped(x, kernel, s, p)
+    elif self.impl == "shifted":
+      y = grouped_shifted(x, kernel, s, p)
+    else:
+      y = lax.platform_dependent(
+        x, kernel, cpu=lambda x, w: grouped_shifted(x, w, s, p), default=lambda x, w: grouped(x, w, s, p)
+      )
     return y + bias
 
 
 def set_impl(model: nnx.Module, impl: str) -> nnx.Module:
-  """Sets every DepthwiseConv in ``model`` to ``impl`` (benchmarks and tests compare them)."""
+  """Sets every DepthwiseConv and GroupedConv in ``model`` to ``impl`` (benchmarks and tests compare them)."""
   if impl not in IMPLS:
     raise ValueError(f"unknown depthwise impl {impl!r}; choose one of {IMPLS}")
   for _, m in nnx.iter_modules(model):
-    if isinstance(m, DepthwiseConv):
+    if isinstance(m, DepthwiseConv | GroupedConv):
       m.impl = impl
   return model

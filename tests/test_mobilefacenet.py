@@ -32,6 +32,9 @@ def real_faces() -> np.ndarray:
   return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BILINEAR)) for p in photos]) / np.float32(255)
 
 
+forward = nnx.jit(lambda m, x: m(x))  # compiled once a shape: op by op, the network's many small ops are slow
+
+
 def test_the_port_equals_onnxruntime_on_real_faces(graph):
   """The 512-d embedding, to 1e-4, with InsightFace's own input arithmetic ((RGB byte - 127.5) / 127.5, NCHW)."""
   import onnxruntime as ort
@@ -42,7 +45,7 @@ def test_the_port_equals_onnxruntime_on_real_faces(graph):
   session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
   name = session.get_inputs()[0].name
   ref = session.run(None, {name: ((x * 255 - 127.5) / 127.5).transpose(0, 3, 1, 2)})[0]
-  np.testing.assert_allclose(np.asarray(model(x)), ref, atol=1e-4, rtol=1e-4)
+  np.testing.assert_allclose(np.asarray(forward(model, x)), ref, atol=1e-4, rtol=1e-4)
   assert ref.std() > 0.1  # a live network
   same = ref @ ref.T / np.outer(np.linalg.norm(ref, axis=1), np.linalg.norm(ref, axis=1))
   assert np.all(same[~np.eye(len(ref), dtype=bool)] < 0.9)  # different faces, different embeddings
@@ -57,8 +60,8 @@ def test_convert_writes_the_trunk_that_the_arch_loads(wheel, graph, tmp_path):
   whole = mobilefacenet.MobileFaceNetEmbedding(rngs=nnx.Rngs(2))
   backbone.load_backbone(whole, insightface.to_flat(graph), "w600k_mbf")
   x = real_faces()[:2]
-  np.testing.assert_allclose(np.asarray(trunk(x)), np.asarray(whole.net(x)), rtol=1e-6, atol=1e-6)
-  assert trunk(x[:, :96, :96]).shape == (2, mobilefacenet.MobileFaceNet.num_features)  # the trunk takes any size
+  np.testing.assert_allclose(np.asarray(forward(trunk, x)), np.asarray(forward(whole.net, x)), rtol=1e-6, atol=1e-6)
+  assert forward(trunk, x[:, :96, :96]).shape == (2, mobilefacenet.MobileFaceNet.num_features)  # any size
 
 
 def test_a_changed_graph_is_refused_naming_it(graph, tmp_path):

@@ -184,6 +184,17 @@ def _arch_label(r: dict) -> str:
   return r["arch"] if dw == "auto" else f"{r['arch']} ({dw} convolutions)"
 
 
+def _failed(r: dict) -> str:
+  """Failed requests; where the row counts them apart, those the server's admission limits refused at once."""
+  return str(r["failures"]) if "refused" not in r else f"{r['failures']} (+{r['refused']} refused)"
+
+
+def _latency(r: dict, q: str) -> str:
+  """A latency quantile of every request; where the row has it, that of the answered ones too."""
+  every = _fmt(r[f"latency_{q}_ms"])
+  return every if f"answered_{q}_ms" not in r else f"{every} (answered {_fmt(r[f'answered_{q}_ms'])})"
+
+
 def _serve() -> list[str]:
   lines = []
   for path in sorted((HERE / "results").glob("serve_cpu*.json")):  # not serve_memory: another campaign
@@ -192,8 +203,8 @@ def _serve() -> list[str]:
     for r in d["rows"]:
       lines.append(
         f"| {where} | {d['arch']} {d['image_size']} px | {r['request']} | {r['batching']} | {r['clients']} | {r['requests']}"
-        f" | {r['failures']} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_fmt(r['latency_p50_ms'])}"
-        f" | {_fmt(r['latency_p99_ms'])} | {_fmt(r['faces_per_call'], 2)} | {_file(path.name)} |"
+        f" | {_failed(r)} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_latency(r, 'p50')}"
+        f" | {_latency(r, 'p99')} | {_fmt(r['faces_per_call'], 2)} | {_file(path.name)} |"
       )
     ratios = ", ".join(
       f"{k.removesuffix('_faces_per_s_on_vs_off').replace('_', ' ')} {v:.2f}x" for k, v in d["ratios"].items()

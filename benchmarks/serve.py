@@ -12,7 +12,9 @@ detection, crop and model) and a 200x200 face crop with ``detect=false``
 (the model path alone). Batching on: one model call gathers up to
 --max-batch faces of concurrent requests (static batch --max-batch); off: one
 request per model call, at a static batch of 1. Reports requests/s, faces/s,
-p50/p99 latency, failures and faces per model call.
+p50/p99 latency (of every request, and of those answered), requests refused by
+the server's admission limits (429/503, at once), other failures, and faces per
+model call.
 """
 
 from __future__ import annotations
@@ -63,11 +65,11 @@ def start_server(model: list[str], port: int, flags: list[str], cmd: list[str] |
 async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float, max_requests: int) -> dict:
   import httpx2 as httpx
 
-  latencies, faces, failures = [], 0, 0
+  latencies, answered, faces, failures, refused, statuses = [], [], 0, 0, 0, {}
   params = {} if detect else {"detect": "false"}
 
   async def client(http):
-    nonlocal faces, failures
+    nonlocal faces, failures, refused
     end = time.monotonic() + seconds
     for _ in range(max_requests):
       if time.monotonic() >= end:
@@ -75,12 +77,16 @@ async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float
       t = time.perf_counter()
       try:
         r = await http.post(url, params=params, files={"files": ("face.jpg", body, "image/jpeg")})
-        ok = r.status_code == 200
+        status = r.status_code
       except httpx.HTTPError:
-        ok = False
+        status = None
       latencies.append(time.perf_counter() - t)
-      if ok:
+      statuses[str(status)] = statuses.get(str(status), 0) + 1
+      if status == 200:
+        answered.append(latencies[-1])
         faces += sum(rec["status"] == "ok" for rec in r.json()["records"])
+      elif status in (429, 503):  # the server's admission limits (--max-active, --max-waiting): refused at once
+        refused += 1
       else:
         failures += 1
 
@@ -90,10 +96,13 @@ async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float
     await asyncio.gather(*(client(http) for _ in range(clients)))
     wall = time.perf_counter() - t0
   q = statistics.quantiles(latencies, n=100)
+  qa = statistics.quantiles(answered, n=100) if len(answered) > 1 else [float("nan")] * 99
   return {
-    "requests": len(latencies), "failures": failures, "faces": faces, "seconds": round(wall, 2),
+    "requests": len(latencies), "failures": failures, "refused": refused, "faces": faces, "seconds": round(wall, 2),
     "requests_per_s": round(len(latencies) / wall, 1), "faces_per_s": round(faces / wall, 1),
     "latency_p50_ms": round(1000 * q[49], 1), "latency_p99_ms": round(1000 * q[98], 1),
+    "answered_p50_ms": round(1000 * qa[49], 1), "answered_p99_ms": round(1000 * qa[98], 1),
+    "statuses": statuses,  # "None": no HTTP answer (the connection failed)
   }  # fmt: skip
 
 

@@ -62,14 +62,16 @@ def grouped_shifted(x: jax.Array, kernel: jax.Array, stride: int, padding: int) 
 
 
 def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int, impl: str = "auto") -> jax.Array:
+  """A depthwise (kernel (k, k, 1, C)) or grouped (kernel (k, k, C / G, Cout)) convolution in formulation ``impl``."""
+  fast = shifted if kernel.shape[2] == 1 and kernel.shape[3] == x.shape[-1] else grouped_shifted
   if impl == "grouped":
     return grouped(x, kernel, stride, padding)
   if impl == "shifted":
-    return shifted(x, kernel, stride, padding)
+    return fast(x, kernel, stride, padding)
   if impl != "auto":
     raise ValueError(f"unknown depthwise impl {impl!r}; choose one of {IMPLS}")
   return lax.platform_dependent(
-    x, kernel, cpu=lambda x, w: shifted(x, w, stride, padding), default=lambda x, w: grouped(x, w, stride, padding)
+    x, kernel, cpu=lambda x, w: fast(x, w, stride, padding), default=lambda x, w: grouped(x, w, stride, padding)
   )
 
 
@@ -123,16 +125,7 @@ class GroupedConv(nnx.Module):
     kernel, bias = self.kernel[...], self.bias[...]
     if self.dtype is not None:
       x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
-    s, p = self.stride, self.padding
-    if self.impl == "grouped":
-      y = grouped(x, kernel, s, p)
-    elif self.impl == "shifted":
-      y = grouped_shifted(x, kernel, s, p)
-    else:
-      y = lax.platform_dependent(
-        x, kernel, cpu=lambda x, w: grouped_shifted(x, w, s, p), default=lambda x, w: grouped(x, w, s, p)
-      )
-    return y + bias
+    return depthwise_conv(x, kernel, self.stride, self.padding, self.impl) + bias
 
 
 def set_impl(model: nnx.Module, impl: str) -> nnx.Module:

@@ -4,7 +4,7 @@ The network is the same port (``faces.blazeface``), converted once from its
 jaxpr (``inference.jaxpr_onnx``) and kept beside the converted weights, keyed
 like the kept JAX export; the top-k and the anchors' decoding, a few thousand
 numbers a view, run in numpy as ``cnn.forward_fn`` runs them in XLA. Which
-runtime a process uses: ``cnn.runtime``.
+runtime a process uses: ``cnn.pick_runtime``.
 """
 
 from __future__ import annotations

@@ -195,6 +195,11 @@ def _latency(r: dict, q: str) -> str:
   return every if f"answered_{q}_ms" not in r else f"{every} (answered {_fmt(r[f'answered_{q}_ms'])})"
 
 
+def _clients(r: dict) -> str:
+  """The client count; polite clients wait the Retry-After of a refusal before they try again."""
+  return f"{r['clients']} polite" if r.get("polite") else str(r["clients"])
+
+
 def _serve() -> list[str]:
   lines = []
   for path in sorted((HERE / "results").glob("serve_cpu*.json")):  # not serve_memory: another campaign
@@ -202,7 +207,7 @@ def _serve() -> list[str]:
     where = f"{d['host']['cpu']}, {d['host']['cpu_count']} cores"
     for r in d["rows"]:
       lines.append(
-        f"| {where} | {d['arch']} {d['image_size']} px | {r['request']} | {r['batching']} | {r['clients']} | {r['requests']}"
+        f"| {where} | {d['arch']} {d['image_size']} px | {r['request']} | {r['batching']} | {_clients(r)} | {r['requests']}"
         f" | {_failed(r)} | {_fmt(r['requests_per_s'])} | {_fmt(r['faces_per_s'])} | {_latency(r, 'p50')}"
         f" | {_latency(r, 'p99')} | {_fmt(r['faces_per_call'], 2)} | {_file(path.name)} |"
       )
@@ -216,6 +221,7 @@ def _serve() -> list[str]:
     "### Serving: concurrent clients, request batching on and off (benchmarks/serve.py)", "",
     "photo: the astronaut (one face; detection, crop, model); crop: a face crop with `detect=false` (the model path).",
     "Batching on: up to --max-batch faces of concurrent requests per model call; off: one request per call (batch 1).",
+    "Clients try again at once when refused, or, where marked polite, after the server's Retry-After.",
     "",
     "| host | model | request | batching | clients | requests | failed | requests/s | faces/s | p50 ms | p99 ms | faces per call | file |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *lines, "",
@@ -443,6 +449,33 @@ def _predict_speed() -> list[str]:
   return lines + [""]
 
 
+def _malloc() -> list[str]:
+  path = HERE / "results" / "malloc_cpu.json"
+  if not path.exists():
+    return []
+  d = json.loads(path.read_text())
+  alloc = d["allocator"]
+  lines = [
+    "### glibc's malloc as jaxface sets it against glibc's defaults (benchmarks/malloc.py)", "",
+    f"Each row a fresh process, settings alternating; {d['host']['cpu']} ({d['host']['cpu_count']} cores), the kernel's"
+    f" transparent huge pages `{alloc['transparent_hugepages']}`. Train step: batch 64 of random images at the cpu"
+    " preset's size, median of the timed steps, with glibc's defaults and with `glibc.malloc.hugetlb=1` (what"
+    " `python -m jaxface.train` starts with). predict: the shipped model on a folder of photos, with"
+    f" `JAXFACE_MALLOC=0` (glibc's defaults) and without (two arenas). {_file(path.name)}",
+    "", "| job | arch / photos | setting | round | step ms | wall s | user s | system s | peak RSS MB | records the same |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]  # fmt: skip
+  for r in d["rows"]:
+    what = f"{r['arch']} {r['image_size']} px" if r["job"] == "train step" else f"{r['photos']} photos"
+    step = _fmt(r["step_ms_median"]) if "step_ms_median" in r else "–"
+    same = "–" if r.get("records_same") is None else ("yes" if r["records_same"] else "**no**")
+    lines.append(
+      f"| {r['job']} | {what} | {r['setting']} | {r['round'] + 1} | {step} | {r['wall_s']:.1f} | {r['user_s']:.1f}"
+      f" | {r['system_s']:.1f} | {r['peak_rss_mb']:.0f} | {same} |"
+    )
+  return lines + [""]
+
+
 def _predict_vs_peer() -> list[str]:
   path = HERE / "results" / "predict_vs_peer_cpu.json"
   if not path.exists():
@@ -569,6 +602,7 @@ def tables() -> str:
     + _detector_runtime()
     + _predict_speed()
     + _predict_vs_peer()
+    + _malloc()
     + _detector()
     + _xla_profile()
   )

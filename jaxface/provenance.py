@@ -58,6 +58,17 @@ def host() -> dict:
   return info
 
 
+def allocator() -> dict:
+  """How this process allocates memory (jaxface.xla.malloc): glibc's tunables and the kernel's transparent huge
+  pages move CPU timings severalfold."""
+  try:
+    modes = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().split()
+    thp = next((m.strip("[]") for m in modes if m.startswith("[")), None)
+  except OSError:
+    thp = None
+  return {"glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "transparent_hugepages": thp}
+
+
 def devices() -> dict:
   import jax
 
@@ -88,7 +99,7 @@ def record(wall_s: float | None = None, argv: list[str] | None = None, device: b
     "command": command(list(sys.argv if argv is None else argv)),
     "git_commit": git_commit(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    "machine": {**host(), "python": platform.python_version()},
+    "machine": {**host(), "python": platform.python_version(), "allocator": allocator()},
     "device": devices() if device else None,
     "wall_s": None if wall_s is None else round(wall_s, 2),
   }

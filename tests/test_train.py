@@ -20,6 +20,7 @@ from jaxface import config as config_lib
 from jaxface import models
 from jaxface import train as train_cli
 from jaxface.training import losses, trainer
+from jaxface.xla import malloc
 from jaxface.xla import options as xla_options
 
 
@@ -129,6 +130,8 @@ def test_four_devices_match_one(tmp_path, fake_archive, tfds_dir, mode):
     runs[n] = json.loads((tmp_path / f"d{n}" / "run.json").read_text())
   assert [runs[n]["device"]["count"] for n in (1, 2, 4)] == [1, 2, 4]
   assert {runs[n]["input"] for n in runs} == {mode}
+  if malloc.glibc():  # the verb started itself again with huge pages for XLA's buffers (jaxface.xla.malloc)
+    assert all("glibc.malloc.hugetlb=1" in r["machine"]["allocator"]["glibc_tunables"] for r in runs.values())
   keys = ("train_loss", "val_loss", "val_age_mae", "val_gender_bce")
   final = {n: r["final"] for n, r in runs.items()}
   assert_within_spread(

@@ -1,6 +1,7 @@
 """The server under concurrent clients, with request batching on and off.
 
-  python benchmarks/serve.py [--workdir DIR | --model FILE] [--clients 16 64] [--seconds 20] [--name serve_cpu]
+  python benchmarks/serve.py [--workdir DIR | --model FILE] [--clients 16 64] [--seconds 20] [--polite]
+      [--name serve_cpu]
 
 With neither --workdir nor --model, the model jaxface ships.
 
@@ -14,7 +15,10 @@ detection, crop and model) and a 200x200 face crop with ``detect=false``
 request per model call, at a static batch of 1. Reports requests/s, faces/s,
 p50/p99 latency (of every request, and of those answered), requests refused by
 the server's admission limits (429/503, at once), other failures, and faces per
-model call.
+model call. By default a refused client tries again at once; with --polite it
+waits the ``Retry-After`` the server sent (jittered by half, so that refused
+clients do not come back together), and as long after a connection the server
+cut (it refuses before reading a body, so an upload under way breaks off).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import io
 import itertools
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -62,11 +67,17 @@ def start_server(model: list[str], port: int, flags: list[str], cmd: list[str] |
   raise RuntimeError("the server did not answer /healthz within 180 s")
 
 
-async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float, max_requests: int) -> dict:
+RETRY_AFTER_S = 1.0  # a polite client's wait after a cut connection, which carries no Retry-After
+
+
+async def load(
+  url: str, body: bytes, detect: bool, clients: int, seconds: float, max_requests: int, polite: bool = False
+) -> dict:
   import httpx2 as httpx
 
   latencies, answered, faces, failures, refused, statuses = [], [], 0, 0, 0, {}
   params = {} if detect else {"detect": "false"}
+  rng = random.Random(0)
 
   async def client(http):
     nonlocal faces, failures, refused
@@ -75,11 +86,14 @@ async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float
       if time.monotonic() >= end:
         break
       t = time.perf_counter()
+      wait = None
       try:
         r = await http.post(url, params=params, files={"files": ("face.jpg", body, "image/jpeg")})
         status = r.status_code
+        if status in (429, 503):
+          wait = float(r.headers.get("retry-after", RETRY_AFTER_S))
       except httpx.HTTPError:
-        status = None
+        status, wait = None, RETRY_AFTER_S
       latencies.append(time.perf_counter() - t)
       statuses[str(status)] = statuses.get(str(status), 0) + 1
       if status == 200:
@@ -89,6 +103,8 @@ async def load(url: str, body: bytes, detect: bool, clients: int, seconds: float
         refused += 1
       else:
         failures += 1
+      if polite and wait is not None:
+        await asyncio.sleep(min(wait * rng.uniform(0.5, 1.5), max(end - time.monotonic(), 0)))
 
   limits = httpx.Limits(max_connections=clients)
   async with httpx.AsyncClient(timeout=60, limits=limits) as http:
@@ -115,6 +131,7 @@ def main() -> None:
   p.add_argument("--seconds", type=float, default=20, help="per mode and request kind")
   p.add_argument("--max-requests", type=int, default=2000, help="per client, per mode and request kind")
   p.add_argument("--max-batch", type=int, default=16)
+  p.add_argument("--polite", action="store_true", help="refused clients wait the server's Retry-After")
   p.add_argument("--port", type=int, default=0, help="0: a free one")
   p.add_argument("--name", default="serve_cpu")
   a = p.parse_args()
@@ -138,9 +155,9 @@ def main() -> None:
       ):
         asyncio.run(load(f"{base}/v1/predict", body, detect, 2, 2, 5))  # warm-up
         calls0 = httpx.get(f"{base}/v1/model").json()["model_calls"]
-        r = asyncio.run(load(f"{base}/v1/predict", body, detect, clients, a.seconds, a.max_requests))
+        r = asyncio.run(load(f"{base}/v1/predict", body, detect, clients, a.seconds, a.max_requests, a.polite))
         calls = httpx.get(f"{base}/v1/model").json()["model_calls"] - calls0
-        r |= {"batching": mode, "request": kind, "clients": clients, "model_calls": calls,
+        r |= {"batching": mode, "request": kind, "clients": clients, "polite": a.polite, "model_calls": calls,
               "faces_per_call": round(r["faces"] / max(calls, 1), 2), **model["batching"]}  # fmt: skip
         rows.append(r)
         print(json.dumps(r))
@@ -157,7 +174,7 @@ def main() -> None:
   print(json.dumps(ratios))
   meta = common.provenance(
     "serve", t0, arch=model["arch"], image_size=model["image_size"], workdir=a.workdir,
-    model=a.model or (None if a.workdir else "shipped"), ratios=ratios,
+    model=a.model or (None if a.workdir else "shipped"), polite=a.polite, ratios=ratios,
   )  # fmt: skip
   common.write(a.name, rows, meta)
 

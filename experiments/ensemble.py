@@ -1,6 +1,6 @@
 """Does an ensemble of the shipped model and another fine-tuned backbone win by more than its cost?
 
-The shipped model (FaceRes, ``jaxface/shipped/faceres_utkface.jaxface``) and another backbone fine-tuned with the
+An exported model (``--model``; by default the shipped one) and another backbone fine-tuned with the
 same recipe (``--other``: FaceRes-deep, ``experiments/faceres_deep.sh``, by default; or MobileFaceNet,
 ``experiments/mobilefacenet.sh``) each predict the validation and test faces of ``full`` (the shipped one here,
 through its export; the other's from its evaluate runs). The ensemble averages their age distributions and
@@ -9,8 +9,11 @@ sqrt(mean(s_i^2 + a_i^2) - a^2), and its 90 % interval is calibrated on validati
 (Mondrian by predicted age band). Scored on test with ``jaxface.metrics.report`` and ``calibration.report``, beside
 each member. Its cost: two backbones' compute a face, twice the model file.
 
-  python experiments/ensemble.py --data /path/to/UTKFace.tar.gz [--other experiments/results/full_balanced/faceres_deep]
-      [--out experiments/results/ensemble/ensemble.json]
+  python experiments/ensemble.py --data /path/to/UTKFace.tar.gz [--model FILE]
+      [--other experiments/results/full_balanced/faceres_deep] [--out experiments/results/ensemble/ensemble.json]
+
+The results in experiments/results/ensemble/ were made with FaceRes as the shipped model, the file at commit
+12cf54b: ``git show 12cf54b:jaxface/shipped/faceres_utkface.jaxface > runs/faceres_utkface.jaxface``.
 """
 
 from __future__ import annotations
@@ -39,10 +42,9 @@ def read_predictions(path: Path) -> dict[str, dict]:
     return {r["file_name"]: r for r in csv.DictReader(f)}
 
 
-def shipped_predictions(data: str, split: str, size: int) -> dict[str, dict]:
-  """The shipped model on the split's faces (the same images ``evaluate`` feeds a workdir at this size)."""
-  model = ExportedModel(shipped.model())
-  b = prepare.prepare(data, "full", size)
+def exported_predictions(model: ExportedModel, data: str, split: str) -> dict[str, dict]:
+  """An exported model on the split's faces (the same images ``evaluate`` feeds a workdir at its size)."""
+  b = prepare.prepare(data, "full", model.image_size)
   out = {}
   for batch in pipeline.eval_dataset(b.as_data_source(split), batch_size=64):
     m = batch["mask"]
@@ -79,12 +81,15 @@ def main(argv=None) -> int:
     "--other", default=str(ROOT / "experiments" / "results" / "full_balanced" / "faceres_deep"),
     help="the other member's results folder (its predictions_validation.csv and predictions_test.csv)",
   )  # fmt: skip
+  p.add_argument("--model", help="the first member, an exported model (default: the shipped one)")
   p.add_argument("--out", default=str(ROOT / "experiments" / "results" / "ensemble" / "ensemble.json"))
   args = p.parse_args(argv)
   t0 = time.perf_counter()
   other = {s: read_predictions(Path(args.other) / f"predictions_{s}.csv") for s in ("validation", "test")}
-  ship = {s: shipped_predictions(args.data, s, 160) for s in ("validation", "test")}
-  members, rows = {"faceres (shipped, float16)": ship, f"{Path(args.other).name} (float32 workdir)": other}, {}
+  first = ExportedModel(args.model or shipped.model())
+  ship = {s: exported_predictions(first, args.data, s) for s in ("validation", "test")}
+  label = f"{first.meta['arch']} ({'shipped, ' if args.model is None else ''}{first.meta['weights']})"
+  members, rows = {label: ship, f"{Path(args.other).name} (float32 workdir)": other}, {}
   names = {s: sorted(other[s]) for s in other}
   for s in names:
     missing = set(names[s]) ^ set(ship[s])

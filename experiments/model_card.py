@@ -16,9 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "experiments" / "results" / "shipped"
-RUN = ROOT / "experiments" / "results" / "full_balanced" / "faceres"  # the training run it was exported from
+RUN = ROOT / "experiments" / "results" / "full_balanced" / "mobilefacenet_3ep"  # the training run it was exported from
 # The run compared with as "before": its folder, and what to call it.
-BEFORE = (ROOT / "experiments" / "results" / "full" / "faceres", "The FaceRes run before this one")
+BEFORE = (ROOT / "experiments" / "results" / "full_balanced" / "faceres", "The FaceRes model shipped before this one")
 # Each backbone's origin and terms, by arch.
 BACKBONE_TERMS = {
   "faceres": [

@@ -4,7 +4,8 @@
 carries the face detector's pinned ``.tflite`` (``DETECTOR``), so a fresh
 install labels photos with no training and no download. What it is, how it
 was made and how well it does: ``docs/model-card.md``. It was trained on
-UTKFace, whose licence allows non-commercial research only: so is this model.
+UTKFace, whose licence allows non-commercial research only, from InsightFace's
+MobileFaceNet weights, which are for non-commercial research only: so is this model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-MODEL = Path(__file__).with_name("faceres_utkface.jaxface")
+MODEL = Path(__file__).with_name("mobilefacenet_utkface.jaxface")
 DETECTOR = "detector/face_detection_full_range.tflite"  # the zip entry holding the detector's original
 DETECTOR_MAX_BYTES = 16 * 2**20
 

@@ -4,7 +4,7 @@
   keeps the memory freed into it: a ``predict`` process's peak grows with them.
 - Transparent huge pages for the verbs that train (``HUGEPAGE_VERBS``): XLA:CPU allocates an executable's
   temporary buffers afresh on every run, and glibc maps a large allocation anew each time, so the kernel faults
-  in and zeroes every 4 KiB page of it again, and a training step spends most of its time in the kernel. glibc's
+  in and zeroes every 4 KiB page of it again, and a training step spends much of its time in the kernel. glibc's
   ``glibc.malloc.hugetlb=1`` asks for 2 MiB pages where the kernel allows them
   (``/sys/kernel/mm/transparent_hugepage/enabled``: ``always`` or ``madvise``). glibc reads its tunables only when
   a process starts, so the verb's process replaces itself (``os.execve``: the same process id, command line and

@@ -10,7 +10,7 @@
 #
 #   bash experiments/shipped.sh [/path/to/UTKFace.tar.gz]          (default: $JAXFACE_DATA)
 #
-# About 80 minutes of training on a 2-core CPU (with jaxface.xla.malloc's huge pages; see docs/installation.md).
+# Its training took 108 minutes on a 2-core Intel Xeon shared with other work (experiments/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-${JAXFACE_DATA:?give the UTKFace archive or set JAXFACE_DATA}}

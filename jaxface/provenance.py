@@ -60,7 +60,7 @@ def host() -> dict:
 
 def allocator() -> dict:
   """How this process allocates memory (jaxface.xla.malloc): glibc's tunables and the kernel's transparent huge
-  pages move CPU timings severalfold."""
+  pages move CPU timings."""
   try:
     modes = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().split()
     thp = next((m.strip("[]") for m in modes if m.startswith("[")), None)

@@ -71,7 +71,10 @@ def setup() -> None:
     return
   argv = command_line()
   if argv and sys.executable and wants_hugepages(argv, os.environ):
-    os.execve(sys.executable, [sys.executable, *argv[1:]], environ_with_hugepages(os.environ))
+    try:
+      os.execve(sys.executable, [sys.executable, *argv[1:]], environ_with_hugepages(os.environ))
+    except OSError:  # the interpreter cannot be started again: this process goes on with 4 KiB pages
+      pass
   import ctypes
 
   ctypes.CDLL(None).mallopt(_M_ARENA_MAX, ARENAS)
